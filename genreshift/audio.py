@@ -1,0 +1,179 @@
+"""Audio in and out: find tracks, decode with soundfile, resample, write atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+
+class AudioError(Exception):
+    """A track that cannot be read or written; the message names the file and the reason."""
+
+
+# File endings libsndfile may decode; the real check is sf.info() on the file itself.
+AUDIO_SUFFIXES = {
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+    ".au", ".caf", ".w64", ".rf64", ".snd",
+}  # fmt: skip
+# Output container per --format name.
+FORMATS = {"wav": ("WAV", ".wav"), "flac": ("FLAC", ".flac"), "ogg": ("OGG", ".ogg")}
+
+
+@dataclass(frozen=True)
+class Track:
+    path: Path  # the input file
+    relative: Path  # where it sits below the folder it was found in (mirrored in the output)
+
+
+def find_tracks(paths: list[Path], exclude: Path | None = None) -> tuple[list[Track], list[str]]:
+    """Audio files under ``paths`` (files or folders, recursive), sorted, hidden ones skipped.
+
+    Returns the tracks and one message for each path that gave nothing. ``exclude`` is a
+    folder never searched (the output folder, so a rerun does not convert its own output).
+    """
+    tracks: list[Track] = []
+    problems: list[str] = []
+    seen: set[Path] = set()
+    skip = exclude.resolve() if exclude else None
+    for root in paths:
+        if not root.exists():
+            problems.append(f"{root}: no such file or folder")
+            continue
+        found = [Track(root, Path(root.name))] if root.is_file() else _walk(root, skip)
+        if root.is_file() and root.suffix.lower() not in AUDIO_SUFFIXES:
+            problems.append(f"{root}: not an audio file name ({', '.join(sorted(AUDIO_SUFFIXES))})")
+            continue
+        if not found:
+            problems.append(f"{root}: no audio files found")
+        for t in found:
+            if t.path.resolve() not in seen:
+                seen.add(t.path.resolve())
+                tracks.append(t)
+    return tracks, problems
+
+
+def _walk(root: Path, skip: Path | None) -> list[Track]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and (skip is None or (here / d).resolve() != skip)
+        )
+        for name in sorted(filenames):
+            if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_SUFFIXES:
+                out.append(Track(here / name, (here / name).relative_to(root)))
+    return out
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def probe(path: Path) -> AudioInfo:
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:
+        raise AudioError(f"{path}: not a readable audio file ({_reason(exc)})") from None
+    return AudioInfo(info.samplerate, info.channels, info.frames, info.format, info.subtype)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[-1] if text else type(exc).__name__)[:200]
+
+
+def load(path: Path) -> tuple[torch.Tensor, int]:
+    """(channels, samples) float32 tensor and its sample rate; rejects empty or non-finite audio."""
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(f"{path}: cannot decode audio ({_reason(exc)})") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: contains no audio (0 samples)")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples; not converted")
+    return torch.from_numpy(np.ascontiguousarray(data.T)), rate
+
+
+def resample(audio: torch.Tensor, source_rate: int, target_rate: int) -> torch.Tensor:
+    """Band-limited sinc resampling (torchaudio); a no-op when the rates match."""
+    if source_rate == target_rate:
+        return audio
+    return torchaudio.functional.resample(audio, source_rate, target_rate)
+
+
+def resampled_length(length: int, source_rate: int, target_rate: int) -> int:
+    return -(-length * target_rate // source_rate)
+
+
+@lru_cache(maxsize=64)
+def _writable(container: str, subtype: str | None, rate: int) -> bool:
+    if container not in sf.available_formats():
+        return False
+    if subtype is not None and not sf.check_format(container, subtype):
+        return False
+    if container == "OGG" and subtype == "OPUS":
+        return rate in {8000, 12000, 16000, 24000, 48000}
+    return True
+
+
+def output_format(info: AudioInfo, requested: str | None, source_suffix: str, rate: int) -> tuple[str, str | None, str]:
+    """(container, subtype, file ending) for an output: --format if given, else the input's
+    own container where libsndfile can write it at ``rate``, else WAV."""
+    if requested:
+        container, suffix = FORMATS[requested]
+        return container, None, suffix
+    if info.format in {"WAV", "WAVEX", "FLAC", "OGG", "AIFF", "MP3", "CAF", "W64", "RF64", "AU"}:
+        subtype = info.subtype if _writable(info.format, info.subtype, rate) else None
+        if _writable(info.format, subtype, rate) and _probe_write(info.format, subtype, rate):
+            return info.format, subtype, source_suffix
+    return "WAV", None, ".wav"
+
+
+@lru_cache(maxsize=64)
+def _probe_write(container: str, subtype: str | None, rate: int) -> bool:
+    """Some combinations pass check_format but fail to open (e.g. FLAC above 655 kHz):
+    try to open a throwaway file once per combination."""
+    import io
+
+    try:
+        with sf.SoundFile(io.BytesIO(), "w", rate, 1, subtype=subtype, format=container):
+            pass
+        return True
+    except Exception:
+        return False
+
+
+def write_atomic(path: Path, audio: torch.Tensor, rate: int, container: str, subtype: str | None) -> None:
+    """Write (channels, samples) audio to a temp file beside ``path``, then rename."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot write output ({exc.strerror or exc})") from None
+    try:
+        data = audio.clamp(-1.0, 1.0).T.contiguous().cpu().numpy()
+        sf.write(tmp, data, rate, subtype=subtype, format=container)
+        os.replace(tmp, path)
+    except Exception as exc:
+        raise AudioError(f"{path}: cannot write output ({_reason(exc)})") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)

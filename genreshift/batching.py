@@ -1,0 +1,90 @@
+"""Pack windows from many tracks into fixed-size batches, so a GPU stays busy on short files
+and memory stays bounded by the batch size on long ones."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable
+
+import torch
+
+from .device import inference_context, to_device
+
+
+class Job:
+    """Windows of one track waiting for a model; ``outputs`` fills in as batches run."""
+
+    def __init__(self, windows: torch.Tensor, payload: Any):
+        self.windows = windows  # (N, ...) model inputs
+        self.payload = payload
+        self.outputs: list[torch.Tensor] = []
+        self.taken = 0  # windows handed to a batch so far
+        self.done = 0  # windows whose outputs are back
+
+    @property
+    def complete(self) -> bool:
+        return self.done == len(self.windows)
+
+    def result(self) -> torch.Tensor:
+        return torch.cat(self.outputs)
+
+
+class BatchQueue:
+    """Runs ``model`` over windows of queued jobs, ``batch_size`` windows at a time.
+
+    ``on_batch(job, n)`` is told after every batch how many of a job's windows it finished.
+    """
+
+    def __init__(
+        self,
+        model: Callable[[torch.Tensor], torch.Tensor],
+        batch_size: int,
+        device: torch.device,
+        on_batch: Callable[[Job, int], None] | None = None,
+    ):
+        if batch_size < 1:
+            raise ValueError("batch size must be at least 1")
+        self.model = model
+        self.batch_size = batch_size
+        self.device = device
+        self.on_batch = on_batch
+        self.jobs: deque[Job] = deque()
+
+    def add(self, job: Job) -> None:
+        self.jobs.append(job)
+
+    def pending(self) -> int:
+        return sum(len(j.windows) - j.taken for j in self.jobs)
+
+    def run(self, flush: bool = False) -> list[Job]:
+        """Run every full batch (and, with ``flush``, the last partial one); return finished jobs."""
+        finished: list[Job] = []
+        while self.jobs and (self.pending() >= self.batch_size or flush):
+            finished += self._step()
+        return finished
+
+    def _step(self) -> list[Job]:
+        parts: list[tuple[Job, int, int]] = []
+        room = self.batch_size
+        for job in self.jobs:
+            n = min(room, len(job.windows) - job.taken)
+            if n:
+                parts.append((job, job.taken, n))
+                job.taken += n
+                room -= n
+            if room == 0:
+                break
+        batch = torch.cat([job.windows[start : start + n] for job, start, n in parts])
+        with inference_context(self.device):
+            out = self.model(to_device(batch, self.device)).float()
+        offset = 0
+        for job, _, n in parts:
+            job.outputs.append(out[offset : offset + n])
+            job.done += n
+            offset += n
+            if self.on_batch:
+                self.on_batch(job, n)
+        finished = []
+        while self.jobs and self.jobs[0].complete:
+            finished.append(self.jobs.popleft())
+        return finished

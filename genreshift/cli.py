@@ -1,0 +1,243 @@
+"""The ``genreshift`` command: parses options, then calls the library. Heavy imports
+(torch) happen inside the commands, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+
+app = typer.Typer(
+    help="Convert folders of music to another genre.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="List, download, check and remove model weights.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+Device = Annotated[
+    str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.", envvar="GENRESHIFT_DEVICE")
+]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per model call.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+
+
+class OutputFormat(str, Enum):
+    wav = "wav"
+    flac = "flac"
+    ogg = "ogg"
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    from .display import error
+
+    error(message)
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"genreshift {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = None,
+) -> None:
+    """genreshift: turn whole folders of music into another genre."""
+
+
+@app.command()
+def convert(
+    paths: Annotated[list[Path], typer.Argument(help="Audio files and/or folders (searched recursively).")],
+    to: Annotated[Optional[str], typer.Option("--to", "-t", help="Target genre (see `genreshift genres`).")] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Output folder (default: converted/<genre>).")
+    ] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="A translator checkpoint file to use.")] = None,
+    vocoder: Annotated[str, typer.Option(help="auto, fast, melgan, griffinlim, or a .pt file.")] = "auto",
+    device: Device = "auto",
+    batch_size: BatchSize = 16,
+    chunk_frames: Annotated[int, typer.Option(min=8, help="Mel frames per translator window.")] = 128,
+    overlap: Annotated[int, typer.Option(min=0, help="Frames shared by neighbouring windows.")] = 32,
+    stereo: Annotated[bool, typer.Option(help="Convert each channel separately, not their mean.")] = False,
+    sample_rate: Annotated[Optional[int], typer.Option(min=1, help="Output sample rate (default: the input's).")] = None,
+    fmt: Annotated[
+        Optional[OutputFormat], typer.Option("--format", help="Output container (default: the input's).")
+    ] = None,
+    skip_existing: Annotated[bool, typer.Option(help="Leave outputs that already exist (resume).")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Only list what would be converted and where.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Convert audio files to a genre. Exit code 1 if any file failed."""
+    if overlap >= chunk_frames:
+        raise typer.BadParameter("must be smaller than --chunk-frames", param_hint="--overlap")
+    from .device import DeviceError
+    from .models import ModelError, UnknownGenreError
+    from .pipeline import ConvertOptions, Converter
+    from .registry import WeightsError
+
+    options = ConvertOptions(
+        genre=to, model=model, vocoder=vocoder, output=output, device=device, batch_size=batch_size,
+        chunk_frames=chunk_frames, overlap=overlap, stereo=stereo, sample_rate=sample_rate,
+        format=fmt.value if fmt else None, skip_existing=skip_existing,
+    )  # fmt: skip
+    try:
+        converter = Converter(options)
+    except (UnknownGenreError, DeviceError) as exc:
+        raise _fail(str(exc), 2) from None
+    except ModelError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        code = _run_convert(converter, paths, dry_run, quiet)
+    except (ModelError, WeightsError) as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)
+
+
+def _run_convert(converter, paths: list[Path], dry_run: bool, quiet: bool) -> int:
+    from .display import ConvertProgress, error, stdout, summary_table
+
+    todo, results, problems = converter.plan(paths)
+    for problem in problems:
+        error(problem)
+    for r in results:
+        if r.status == "failed":
+            error(r.message)
+    if dry_run:
+        for p in todo:
+            stdout.print(f"{p.track.path} -> {p.output}", markup=False)
+        return 1 if problems or any(r.status == "failed" for r in results) else 0
+    if todo and not _output_writable(converter.output_root):
+        return 1
+    if todo:
+        total = sum(p.result.duration for p in todo)
+        converter.load_models()
+        with ConvertProgress(total, len(todo), quiet) as progress:
+            converter.progress = progress
+            results += converter.convert_planned(todo)
+    if not quiet and results:
+        stdout.print(summary_table(results))
+    failed = [r for r in results if r.status == "failed"]
+    if failed and not quiet:
+        stdout.print(f"{len(failed)} of {len(results)} file(s) failed:", markup=False)
+        for r in failed:
+            stdout.print(f"  {r.message}", markup=False)
+    return 1 if failed or problems or not (todo or results) else 0
+
+
+def _output_writable(root: Path) -> bool:
+    from .display import error
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / ".genreshift-write-test"
+        probe.touch()
+        probe.unlink()
+        return True
+    except OSError as exc:
+        error(f"{root}: output folder is not writable ({exc.strerror or exc})")
+        return False
+
+
+@app.command()
+def genres() -> None:
+    """List the genres --to accepts and where each comes from."""
+    from .display import stdout
+    from .models import known_genres
+
+    found = known_genres()
+    if not found:
+        stdout.print("No genres installed.", markup=False)
+    for name, source in sorted(found.items()):
+        stdout.print(f"{name:16} {source}", markup=False)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Released models (with cache state) and your finetuned ones."""
+    from rich.table import Table
+
+    from .display import stdout
+    from . import registry
+
+    table = Table("model", "kind", "genre", "size", "state", "file")
+    for e in registry.registry_entries():
+        table.add_row(e.model, e.kind, e.genre or "", f"{e.size / 1e6:.1f} MB", registry.status(e), e.file)
+    for m in registry.local_models():
+        table.add_row(m.name, "translator", m.name, f"{m.path.stat().st_size / 1e6:.1f} MB", "finetuned", str(m.path))
+    stdout.print(table)
+
+
+def _entry(name: str):
+    from . import registry
+
+    entry = registry.find_entry(name)
+    if entry is None:
+        names = ", ".join(e.model for e in registry.registry_entries()) or "none"
+        raise _fail(f"unknown model '{name}'; released models: {names}", 2)
+    return entry
+
+
+@models_app.command("pull")
+def models_pull(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Model names.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every released model, for offline use.")] = False,
+) -> None:
+    """Download weights into the cache (checked against their sha256)."""
+    from . import registry
+
+    entries = registry.registry_entries() if all_ else [_entry(n) for n in names or []]
+    if not entries:
+        raise _fail("name a model, or use --all", 2)
+    failed = 0
+    for e in entries:
+        try:
+            typer.echo(f"{e.model}: {registry.fetch(e)}")
+        except registry.WeightsError as exc:
+            _fail(str(exc))
+            failed += 1
+    raise typer.Exit(1 if failed else 0)
+
+
+@models_app.command("path")
+def models_path(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
+    """Print the local path of a model's weights, fetching them if needed."""
+    from . import registry
+
+    try:
+        typer.echo(str(registry.fetch(_entry(name), progress=False)))
+    except registry.WeightsError as exc:
+        raise _fail(str(exc)) from None
+
+
+@models_app.command("verify")
+def models_verify(names: Annotated[Optional[list[str]], typer.Argument(help="Model names.")] = None) -> None:
+    """Check the sha256 of every cached and bundled copy; exit 1 if any is corrupt."""
+    from . import registry
+
+    entries = [_entry(n) for n in names] if names else registry.registry_entries()
+    bad = 0
+    for e in entries:
+        state = registry.status(e)
+        typer.echo(f"{e.model:12} {state}")
+        bad += state == "corrupt"
+    if bad:
+        raise _fail(f"{bad} cached file(s) fail their sha256; `genreshift models pull` fetches them again")
+
+
+@models_app.command("rm")
+def models_rm(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
+    """Delete a model's cached copy (a bundled copy stays)."""
+    from . import registry
+
+    removed = registry.remove(_entry(name))
+    typer.echo(f"{name}: {'removed from cache' if removed else 'not in cache'}")

@@ -1,0 +1,83 @@
+"""What the terminal shows during and after a conversion (rich), kept out of the library."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from .pipeline import TrackResult
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+def error(message: str) -> None:
+    """One plain line on stderr: no markup, no traceback."""
+    stderr.print(Text(f"error: {message}", style="red"))
+
+
+class _RealTimeColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        rtf = task.completed / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rtf:5.1f}x real time")
+
+
+class ConvertProgress:
+    """One bar over the total audio seconds, with files done and the current real-time factor."""
+
+    def __init__(self, total_seconds: float, total_files: int, quiet: bool):
+        self.quiet = quiet
+        self.files_done = 0
+        self.total_files = total_files
+        self.progress = Progress(
+            TextColumn("[bold]converting"),
+            BarColumn(),
+            TextColumn("{task.fields[files]}"),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} s of audio"),
+            _RealTimeColumn(),
+            TimeElapsedColumn(),
+            console=stderr,
+            disable=quiet,
+            transient=False,
+        )
+        self.task = self.progress.add_task("convert", total=max(total_seconds, 1e-9), files=self._files())
+        self.started = time.perf_counter()
+
+    def _files(self) -> str:
+        return f"{self.files_done}/{self.total_files} files"
+
+    def __enter__(self) -> "ConvertProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def __call__(self, seconds: float, result: TrackResult | None) -> None:
+        if seconds:
+            self.progress.advance(self.task, seconds)
+        if result is not None:
+            self.files_done += 1
+            if result.status != "converted":
+                self.progress.advance(self.task, result.duration)
+            if result.status == "failed":
+                error(result.message)
+            self.progress.update(self.task, files=self._files())
+
+
+def summary_table(results: list[TrackResult]) -> Table:
+    table = Table(title="genreshift convert", show_lines=False)
+    for name, justify in [("file", "left"), ("duration", "right"), ("seconds", "right"), ("status", "left")]:
+        table.add_column(name, justify=justify)
+    style = {"converted": "green", "skipped": "yellow", "failed": "red"}
+    for r in results:
+        status = r.status + (f" ({r.message})" if r.message and r.status != "failed" else "")
+        table.add_row(
+            str(r.source), f"{r.duration:.1f} s", f"{r.seconds:.2f}", Text(status, style=style.get(r.status, ""))
+        )
+    return table

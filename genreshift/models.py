@@ -1,0 +1,121 @@
+"""Which translator and vocoder a conversion uses: names, paths and the registry resolved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import checkpoint, registry
+from .checkpoint import Checkpoint, CheckpointError
+from .config import MelConfig
+from .vocoder import GriffinLim
+
+# Frames of mel context each vocoder needs on both sides of a chunk to match a
+# whole-file pass (its receptive field, rounded up; see tests/test_vocoder.py).
+VOCODER_CONTEXT = {"melgan": 32, "fast": 16, "griffinlim": 8}
+
+
+class ModelError(Exception):
+    """A model that cannot be found or used; the message says why and what to do."""
+
+
+class UnknownGenreError(ModelError):
+    """--to names no installed or released genre (a usage error)."""
+
+
+@dataclass
+class LoadedTranslator:
+    label: str  # genre or file, for messages and reports
+    genre: str
+    checkpoint: Checkpoint
+    registry_vocoder: str | None  # the vocoder its registry entry names
+
+
+@dataclass
+class LoadedVocoder:
+    name: str  # "fast", "melgan", "griffinlim" or a file
+    arch: str
+    module: nn.Module
+    context: int
+
+
+def known_genres() -> dict[str, str]:
+    """Genre name -> where it comes from (user models shadow built-in ones)."""
+    genres = {g: "built-in" for g in registry.builtin_genres()}
+    for m in registry.local_models():
+        genres[m.name] = f"finetuned ({m.path})"
+    return genres
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.endswith(".pt") or "/" in spec or "\\" in spec or Path(spec).is_file()
+
+
+def check_genre(genre: str | None, model: str | None = None) -> str:
+    """The genre name a conversion will use, checked without fetching any weights."""
+    if model:
+        return genre or Path(model).stem
+    if not genre:
+        raise UnknownGenreError("say which genre to convert to with --to GENRE (see `genreshift genres`)")
+    genres = known_genres()
+    if genre not in genres:
+        raise UnknownGenreError(f"unknown genre '{genre}'; valid genres: {', '.join(sorted(genres)) or 'none installed'}")
+    return genre
+
+
+def load_translator(genre: str | None, model: str | None = None) -> LoadedTranslator:
+    """The translator for ``--to genre`` or ``--model PATH`` (PATH wins; its genre is the default)."""
+    if model:
+        ckpt = _load_kind(Path(model), "translator")
+        name = genre or (ckpt.genres[0] if ckpt.genres else Path(model).stem)
+        return LoadedTranslator(str(model), name, ckpt, None)
+    genre = check_genre(genre)
+    local = {m.name: m.path for m in registry.local_models()}
+    if genre in local:
+        return LoadedTranslator(genre, genre, _load_kind(local[genre], "translator"), None)
+    entry = next(e for e in registry.registry_entries() if e.kind == "translator" and e.genre == genre)
+    return LoadedTranslator(genre, genre, _load_kind(registry.fetch(entry), "translator"), entry.vocoder)
+
+
+def load_vocoder(spec: str, translator: LoadedTranslator, device: torch.device) -> LoadedVocoder:
+    """``spec`` is auto, griffinlim, a registry vocoder name, or a checkpoint path."""
+    mel = translator.checkpoint.mel
+    if spec == "auto":
+        spec = translator.checkpoint.vocoder or translator.registry_vocoder or "griffinlim"
+        if spec != "griffinlim" and not _looks_like_path(spec) and registry.find_entry(spec) is None:
+            spec = "griffinlim"  # the named vocoder was never released: no trained one available
+    if spec == "griffinlim":
+        return LoadedVocoder("griffinlim", "griffinlim", GriffinLim(mel).to(device), VOCODER_CONTEXT["griffinlim"])
+    if _looks_like_path(spec):
+        ckpt = _load_kind(Path(spec), "vocoder")
+    else:
+        entry = registry.find_entry(spec)
+        if entry is None or entry.kind != "vocoder":
+            names = [e.model for e in registry.registry_entries() if e.kind == "vocoder"]
+            raise ModelError(
+                f"unknown vocoder '{spec}'; use auto, griffinlim, a .pt file, or one of: {', '.join(names) or 'none'}"
+            )
+        ckpt = _load_kind(registry.fetch(entry), "vocoder")
+    check_mel_match(mel, ckpt.mel, spec)
+    return LoadedVocoder(spec, ckpt.arch, ckpt.build(device), VOCODER_CONTEXT[ckpt.arch])
+
+
+def check_mel_match(translator_mel: MelConfig, vocoder_mel: MelConfig, vocoder: str) -> None:
+    if translator_mel != vocoder_mel:
+        raise ModelError(
+            f"vocoder '{vocoder}' was trained on different mel settings than the translator "
+            f"({vocoder_mel} vs {translator_mel}); pick a matching vocoder"
+        )
+
+
+def _load_kind(path: Path, kind: str) -> Checkpoint:
+    try:
+        ckpt = checkpoint.load(path)
+    except CheckpointError as exc:
+        raise ModelError(str(exc)) from None
+    if ckpt.kind != kind:
+        raise ModelError(f"{path}: is a {ckpt.kind} checkpoint, but a {kind} is needed here")
+    return ckpt

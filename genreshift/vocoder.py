@@ -1,0 +1,182 @@
+"""Log-mel -> waveform: the MelGAN generator, a fast iSTFT vocoder, and Griffin-Lim.
+
+Every vocoder maps (B, n_mels, T) log-mel to (B, T * hop) samples, with sample ``hop * i``
+to ``hop * (i + 1)`` belonging to frame ``i`` (the MelGAN framing of ``mel.py``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torchaudio
+from torch import nn
+
+from .config import FastVocoderConfig, MelConfig, MelGANConfig
+from .mel import filterbank
+
+
+def _weight_norm(module: nn.Module) -> nn.Module:
+    # The legacy weight_norm gives "weight_g"/"weight_v" keys, the keys of melgan-neurips
+    # checkpoints; the parametrize version would rename them.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return nn.utils.weight_norm(module)
+
+
+def _wn_conv(*args, **kwargs) -> nn.Module:
+    return _weight_norm(nn.Conv1d(*args, **kwargs))
+
+
+class MelGANResBlock(nn.Module):
+    def __init__(self, dim: int, dilation: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.LeakyReLU(0.2),
+            nn.ReflectionPad1d(dilation),
+            _wn_conv(dim, dim, kernel_size=3, dilation=dilation),
+            nn.LeakyReLU(0.2),
+            _wn_conv(dim, dim, kernel_size=1),
+        )
+        self.shortcut = _wn_conv(dim, dim, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.block(x)
+
+
+class MelGAN(nn.Module):
+    """MelGAN generator: (B, n_mels, T) -> (B, T * prod(ratios)).
+
+    Layer for layer the ``Generator`` of melgan-neurips, so its ``model.*`` state_dict
+    keys load unchanged.
+    """
+
+    def __init__(self, cfg: MelGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        mult = 2 ** len(cfg.ratios)
+        layers: list[nn.Module] = [
+            nn.ReflectionPad1d(3),
+            _wn_conv(cfg.n_mels, mult * cfg.ngf, kernel_size=7, padding=0),
+        ]
+        for r in cfg.ratios:
+            layers += [
+                nn.LeakyReLU(0.2),
+                _weight_norm(
+                    nn.ConvTranspose1d(
+                        mult * cfg.ngf,
+                        mult * cfg.ngf // 2,
+                        kernel_size=r * 2,
+                        stride=r,
+                        padding=r // 2 + r % 2,
+                        output_padding=r % 2,
+                    )
+                ),
+            ]
+            layers += [MelGANResBlock(mult * cfg.ngf // 2, 3**j) for j in range(cfg.n_residual_layers)]
+            mult //= 2
+        layers += [
+            nn.LeakyReLU(0.2),
+            nn.ReflectionPad1d(3),
+            _wn_conv(cfg.ngf, 1, kernel_size=7, padding=0),
+            nn.Tanh(),
+        ]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.model(mel).squeeze(1)
+
+
+class ConvNeXtBlock(nn.Module):
+    def __init__(self, dim: int, intermediate_dim: int, kernel_size: int):
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, intermediate_dim)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(intermediate_dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dwconv(x).transpose(1, 2)
+        y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        return x + y.transpose(1, 2)
+
+
+class FastVocoder(nn.Module):
+    """Vocos-style vocoder: (B, n_mels, T) -> (B, T * hop).
+
+    All layers run at the frame rate (86 frames/s), and the last step is ``torch.istft``,
+    which is why it is cheap on a CPU. The head predicts log-magnitude and phase.
+    """
+
+    def __init__(self, cfg: FastVocoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Conv1d(cfg.n_mels, cfg.dim, kernel_size=7, padding=3)
+        self.norm = nn.LayerNorm(cfg.dim, eps=1e-6)
+        self.blocks = nn.ModuleList(
+            [ConvNeXtBlock(cfg.dim, cfg.intermediate_dim, cfg.kernel_size) for _ in range(cfg.n_blocks)]
+        )
+        self.final_norm = nn.LayerNorm(cfg.dim, eps=1e-6)
+        self.head = nn.Linear(cfg.dim, cfg.n_fft + 2)
+        self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.embed(mel).transpose(1, 2)).transpose(1, 2)
+        for block in self.blocks:
+            x = block(x)
+        x = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2).float()
+        log_mag, phase = x.chunk(2, dim=1)
+        spec = torch.polar(torch.exp(log_mag).clamp(max=1e2), phase)
+        return self._istft(spec)
+
+    def _istft(self, spec: torch.Tensor) -> torch.Tensor:
+        """(B, F, T) complex -> (B, T * hop), frame i centred on sample hop * i + hop / 2.
+
+        torch.istft centres frame i on hop * i; a silent frame in front shifts every frame
+        by one hop, and cutting half a hop gives the MelGAN framing of the mel front-end.
+        """
+        hop = self.cfg.hop_length
+        frames = spec.shape[-1]
+        spec = torch.cat([spec.new_zeros(*spec.shape[:-1], 1), spec], dim=-1)
+        audio = torch.istft(
+            spec, self.cfg.n_fft, hop, window=self.window, center=True, length=(frames + 1) * hop
+        )
+        return audio[..., hop // 2 : hop // 2 + frames * hop]
+
+
+class GriffinLim(nn.Module):
+    """No weights: invert the mel filters (least squares), then Griffin-Lim, momentum 0.99."""
+
+    def __init__(self, mel_cfg: MelConfig, n_iter: int = 32):
+        super().__init__()
+        self.mel_cfg = mel_cfg
+        self.inverse_mel = torchaudio.transforms.InverseMelScale(
+            n_stft=mel_cfg.n_fft // 2 + 1,
+            n_mels=mel_cfg.n_mels,
+            sample_rate=mel_cfg.sample_rate,
+            f_min=mel_cfg.f_min,
+            f_max=mel_cfg.nyquist_f_max,
+            norm="slaney",
+            mel_scale="slaney",
+        )
+        self.griffin_lim = torchaudio.transforms.GriffinLim(
+            n_fft=mel_cfg.n_fft,
+            n_iter=n_iter,
+            win_length=mel_cfg.win_length,
+            hop_length=mel_cfg.hop_length,
+            power=1.0,
+            momentum=0.99,
+        )
+        # Keep the filterbank identical to the front-end's, whatever torchaudio defaults to.
+        self.inverse_mel.fb = filterbank(mel_cfg)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        hop = self.mel_cfg.hop_length
+        magnitude = self.inverse_mel((10.0 ** mel.float()).clamp(min=0))
+        audio = self.griffin_lim(magnitude)  # frame i centred on hop * i
+        audio = torch.nn.functional.pad(audio, (hop // 2, 0))  # ... move it to hop * i + hop / 2
+        frames = mel.shape[-1]
+        return torch.nn.functional.pad(audio, (0, max(0, frames * hop - audio.shape[-1])))[
+            ..., : frames * hop
+        ]

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import LocalServer, build_weights  # noqa: E402
+
+torch.set_num_threads(2)
+
+ENV = ["GENRESHIFT_WEIGHTS_URL", "GENRESHIFT_OFFLINE", "GENRESHIFT_REGISTRY", "GENRESHIFT_DEVICE"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """No test sees the user's cache, models or settings."""
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GENRESHIFT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GENRESHIFT_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("weights")
+    build_weights(folder)
+    return folder
+
+
+@pytest.fixture
+def server(weights_dir):
+    with LocalServer(weights_dir) as srv:
+        yield srv
+
+
+@pytest.fixture
+def served(server, weights_dir, monkeypatch):
+    """Tiny weights for 'rock' and 'orchestral' served over HTTP from 127.0.0.1."""
+    monkeypatch.setenv("GENRESHIFT_REGISTRY", str(weights_dir / "registry.json"))
+    monkeypatch.setenv("GENRESHIFT_WEIGHTS_URL", server.url)
+    return server

@@ -4,7 +4,7 @@ The same two functions serve the translator (windows of mel frames, output at th
 rate) and the vocoder (windows of mel frames, output ``hop`` samples per frame).
 
 Each window keeps a *core* of ``size`` frames; neighbouring cores overlap by ``overlap``
-frames and are cross-faded with raised-cosine weights. ``context`` extra frames on each
+frames and are cross-faded with sin^2 / cos^2 weights that sum to one. ``context`` extra frames on each
 side are given to the model and then thrown away, so that a model with a wide receptive
 field sees the same neighbourhood it would see in one whole-file pass. Like demucs'
 ``apply_model``, stitching divides by the summed weights, so the weights always sum to one
@@ -38,7 +38,8 @@ class Plan:
 
 
 def plan_windows(length: int, cfg: ChunkConfig) -> Plan:
-    """Place cores every ``size - overlap`` frames; the last core is pulled back to end flush.
+    """Place cores every ``size - overlap`` frames until one reaches the end; the last core
+    is cut short at the end of the signal.
 
     A window's context is clamped to the signal, so near the ends the model sees the true
     signal edge, exactly as a whole-file pass would.
@@ -47,10 +48,9 @@ def plan_windows(length: int, cfg: ChunkConfig) -> Plan:
         raise ValueError("cannot split an empty signal")
     step = cfg.size - cfg.overlap
     span = cfg.size + 2 * cfg.context
-    if length <= cfg.size:
-        starts = [0]
-    else:
-        starts = list(range(0, length - cfg.size, step)) + [length - cfg.size]
+    starts = [0]
+    while starts[-1] + cfg.size < length:
+        starts.append(starts[-1] + step)
     windows = []
     for start in starts:
         keep = min(cfg.size, length - start)
@@ -69,18 +69,19 @@ def split(x: torch.Tensor, plan: Plan) -> torch.Tensor:
     )
 
 
-def _fade(length: int, fade_in: int, fade_out: int, device: torch.device) -> torch.Tensor:
-    """Weights of one core: raised-cosine ramps over the overlaps, one elsewhere.
+def _fade(length: int, fade_in: int, fade_out: int, device: torch.device | str) -> torch.Tensor:
+    """Weights of one core: sin^2 over the first overlap, cos^2 over the last, one elsewhere.
 
+    Neighbouring ramps sample the same points, so they sum to exactly one (sin^2 + cos^2).
     Ramps start above zero so that the division in ``stitch`` is always well defined.
     """
     w = torch.ones(length, device=device)
     if fade_in:
         t = (torch.arange(fade_in, device=device) + 0.5) / fade_in
-        w[:fade_in] = torch.sin(t * math.pi / 2) ** 2
+        w[:fade_in] *= torch.sin(t * math.pi / 2) ** 2
     if fade_out:
         t = (torch.arange(fade_out, device=device) + 0.5) / fade_out
-        w[length - fade_out :] = torch.cos(t * math.pi / 2) ** 2
+        w[length - fade_out :] *= torch.cos(t * math.pi / 2) ** 2
     return w
 
 
@@ -104,8 +105,7 @@ def stitch(outputs: torch.Tensor, plan: Plan, scale: int = 1) -> torch.Tensor:
 
 def _overlaps(plan: Plan) -> list[int]:
     """Frames shared by each pair of neighbouring cores, with 0 before the first and after
-    the last. The last core is pulled back to end flush, so it may share more than
-    ``overlap`` frames with its neighbour; the cross-fade then spans all of them."""
+    the last (the signal's own edges are not faded)."""
     w = plan.windows
     inner = [a.target_start + a.keep_length - b.target_start for a, b in zip(w, w[1:])]
     return [0, *inner, 0]

@@ -1,0 +1,107 @@
+import pytest
+import torch
+
+from genreshift.chunking import plan_windows, split, stitch
+from genreshift.config import ChunkConfig, FastVocoderConfig, MelConfig, MelGANConfig
+from genreshift.mel import log_mel
+from genreshift.models import VOCODER_CONTEXT
+from genreshift.vocoder import FastVocoder, GriffinLim, MelGAN
+from helpers import TINY_FAST
+
+MEL = MelConfig()
+
+
+def _music(seconds: float) -> torch.Tensor:
+    t = torch.arange(int(seconds * 22050)) / 22050
+    f = 220 * (1 + 0.5 * torch.sin(2 * torch.pi * 0.5 * t))
+    return 0.3 * torch.sin(2 * torch.pi * torch.cumsum(f, 0) / 22050) + 0.01 * torch.randn_like(t)
+
+
+def _snr_db(ref: torch.Tensor, x: torch.Tensor) -> float:
+    """SNR of ``x`` against ``ref``, counting only ``ref``'s varying part as signal (a
+    random-weight MelGAN puts out a large constant that would flatter the figure)."""
+    ref, x = ref - ref.mean(), x - ref.mean()
+    return float(10 * torch.log10(ref.pow(2).sum() / (ref - x).pow(2).sum().clamp(min=1e-20)))
+
+
+def _lively_melgan() -> MelGAN:
+    """A random MelGAN puts out an almost constant signal; doubling its weight norms makes it
+    loud and input-dependent like a trained one, so the chunking tests mean something."""
+    torch.manual_seed(0)
+    net = MelGAN(MelGANConfig()).eval()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("weight_g"):
+                p.mul_(2.0)
+    return net
+
+
+def _chunked(model, mel: torch.Tensor, context: int) -> torch.Tensor:
+    plan = plan_windows(mel.shape[-1], ChunkConfig(64, 4, context))
+    with torch.inference_mode():
+        return stitch(model(split(mel, plan)), plan, scale=MEL.hop_length)
+
+
+@pytest.mark.parametrize(
+    "name,model",
+    [("melgan", _lively_melgan), ("fast", lambda: FastVocoder(FastVocoderConfig()))],
+)
+def test_chunked_matches_whole_file(name, model):
+    torch.manual_seed(0)
+    net = model().eval()
+    mel = log_mel(_music(3.0), MEL)
+    with torch.inference_mode():
+        whole = net(mel[None])[0]
+    assert _snr_db(whole, _chunked(net, mel, VOCODER_CONTEXT[name])) > 40
+
+
+def test_too_little_context_is_detectable():
+    """The SNR test can fail: with no context the chunk edges differ from a whole-file pass."""
+    net = _lively_melgan()
+    mel = log_mel(_music(2.0), MEL)
+    with torch.inference_mode():
+        whole = net(mel[None])[0]
+    assert _snr_db(whole, _chunked(net, mel, 0)) < 40
+
+
+def test_melgan_state_dict_keys_match_melgan_neurips():
+    """melgan-neurips Generator(80, ngf=32, n_residual_layers=3) has these keys."""
+    keys = MelGAN(MelGANConfig()).state_dict().keys()
+    expected = {"model.1.weight_g", "model.1.weight_v", "model.1.bias", "model.3.weight_g",
+                "model.4.block.2.weight_g", "model.4.block.4.weight_v", "model.4.shortcut.weight_g",
+                "model.6.block.2.weight_v", "model.24.weight_g", "model.24.bias"}  # fmt: skip
+    assert expected <= set(keys)
+    # 4 upsampling stages * (LeakyReLU, ConvT, 3 res blocks) + 2 input + 4 output layers
+    assert max(int(k.split(".")[1]) for k in keys) == 24
+    assert sum(p.numel() for p in MelGAN(MelGANConfig()).parameters()) == 4_260_257 + 5793
+
+
+@pytest.mark.parametrize("net", [MelGAN(MelGANConfig(ngf=4, n_residual_layers=1)), FastVocoder(TINY_FAST), GriffinLim(MEL, n_iter=4)])
+def test_every_vocoder_gives_hop_samples_per_frame(net):
+    with torch.inference_mode():
+        out = net(torch.randn(2, 80, 37) - 3)
+    assert out.shape == (2, 37 * 256) and torch.isfinite(out).all()
+
+
+def test_griffinlim_reconstructs_the_spectrum():
+    audio = _music(2.0)
+    mel = log_mel(audio, MEL)
+    with torch.inference_mode():
+        back = GriffinLim(MEL, n_iter=32)(mel[None])[0]
+    assert back.shape == audio[: mel.shape[-1] * 256].shape
+    err = (log_mel(back, MEL) - mel).abs().mean()
+    assert err < 0.25, err  # log10 units; a random signal is > 1 away
+
+
+def test_fast_vocoder_frames_align_with_the_mel():
+    """Frames cut the way mel.py cuts them (frame i centred on hop*i + hop/2) go back through
+    the iSTFT head to the same audio: the head's framing matches the front-end's."""
+    net = FastVocoder(FastVocoderConfig(dim=8, intermediate_dim=8, n_blocks=0))
+    audio = _music(1.0)[: 80 * 256]
+    padded = torch.nn.functional.pad(audio[None, None], (384, 384), mode="reflect")[0, 0]
+    spec = torch.stft(padded, 1024, 256, window=torch.hann_window(1024), center=False, return_complex=True)
+    assert spec.shape[-1] == 80
+    out = net._istft(spec[None])[0]
+    assert out.shape == audio.shape
+    inner = slice(1024, -1024)
+    assert _snr_db(audio[inner], out[inner]) > 60

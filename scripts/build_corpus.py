@@ -305,7 +305,8 @@ def read_mono(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
 
 def read_error(path: Path, exc: Exception) -> str:
     """One-line reason, without libsndfile's repeat of the full path."""
-    return f"cannot read {path.name}: {str(exc).split(chr(39) + ': ')[-1]}"
+    reason = str(exc).split("': ")[-1]
+    return f"cannot read {path.name}: {reason}"
 
 
 def source_seconds(path: Path) -> float:

@@ -1,0 +1,72 @@
+"""Turn trained checkpoints into release files and the registry that lists them.
+
+    python scripts/package_weights.py --vocoder fast=runs/vocoder-fast/fast.pt \
+        --translator rock=runs/rock/rock.pt --translator orchestral=... --version v1
+
+Each checkpoint is re-saved with fp16 weights as genreshift/weights/<model>-<version>.pt (the
+copy bundled in the package, and the file to upload to the release host), and
+genreshift/weights/registry.json is rewritten with every file's sha256 and size. Files that
+are not named on the command line keep their registry rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+from genreshift import checkpoint
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "genreshift" / "weights"
+
+
+def package(kind: str, model: str, source: Path, version: str, vocoder: str | None) -> dict:
+    ckpt = checkpoint.load(source)
+    if ckpt.kind != kind:
+        raise SystemExit(f"{source}: is a {ckpt.kind}, expected a {kind}")
+    ckpt.extra = {}  # training state (optimizer, RNG) is not part of a release
+    if kind == "translator":
+        ckpt.genres, ckpt.vocoder = [model], vocoder
+    target = WEIGHTS / f"{model}-{version}.pt"
+    checkpoint.save(ckpt, target, half=True)
+    data = target.read_bytes()
+    steps = ckpt.meta.get("step") or ckpt.meta.get("steps")
+    what = f"{ckpt.arch} {kind}" + (f" to {model}" if kind == "translator" else "")
+    return {
+        "model": model, "file": target.name, "kind": kind,
+        "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+        **({"genre": model, "vocoder": vocoder} if kind == "translator" else {}),
+        "description": f"{what}, {steps} training steps" if steps else what,
+    }  # fmt: skip
+
+
+def pairs(values: list[str]) -> list[tuple[str, Path]]:
+    return [(v.split("=", 1)[0], Path(v.split("=", 1)[1])) for v in values]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--vocoder", action="append", default=[], metavar="NAME=PATH")
+    ap.add_argument("--translator", action="append", default=[], metavar="GENRE=PATH")
+    ap.add_argument("--default-vocoder", default="fast", help="vocoder the translators name")
+    ap.add_argument("--version", default="v1")
+    args = ap.parse_args()
+    registry_file = WEIGHTS / "registry.json"
+    rows = {r["model"]: r for r in json.loads(registry_file.read_text())["files"]}
+    for name, path in pairs(args.vocoder):
+        rows[name] = package("vocoder", name, path, args.version, None)
+    for name, path in pairs(args.translator):
+        rows[name] = package("translator", name, path, args.version, args.default_vocoder)
+    for row in rows.values():
+        if not (WEIGHTS / row["file"]).is_file():
+            raise SystemExit(f"{row['file']}: listed in the registry but missing from {WEIGHTS}")
+    registry_file.write_text(json.dumps({"version": 1, "files": list(rows.values())}, indent=2) + "\n")
+    total = sum(r["size"] for r in rows.values())
+    for r in rows.values():
+        print(f"{r['file']:28} {r['size'] / 1e6:6.2f} MB  {r['sha256'][:12]}  {r['description']}")
+    print(f"total {total / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -121,6 +122,49 @@ def resample(audio: torch.Tensor, source_rate: int, target_rate: int) -> torch.T
 
 def resampled_length(length: int, source_rate: int, target_rate: int) -> int:
     return -(-length * target_rate // source_rate)
+
+
+# torchaudio.functional.resample's defaults, whose filter reach StreamResampler must cover.
+_LOWPASS_WIDTH, _ROLLOFF = 6, 0.99
+
+
+class StreamResampler:
+    """torchaudio's sinc resampling, fed in blocks, giving what resampling the whole
+    stream at once gives (torchaudio's filter is local: each output step reads a fixed
+    stretch of input, so only that much is kept between blocks)."""
+
+    def __init__(self, source_rate: int, target_rate: int):
+        self.source_rate, self.target_rate = source_rate, target_rate
+        g = math.gcd(source_rate, target_rate)
+        self.down, self.up = source_rate // g, target_rate // g  # input / output samples per step
+        # Input samples an output step reaches beyond its own ``down`` (torchaudio's kernel width).
+        self.width = math.ceil(_LOWPASS_WIDTH * self.down / (min(self.down, self.up) * _ROLLOFF))
+        self.buf: torch.Tensor | None = None  # input from sample ``start`` (a multiple of ``down``)
+        self.start = 0
+        self.fed = 0  # input samples pushed so far
+        self.step = 0  # next output step to give out
+
+    def push(self, x: torch.Tensor, last: bool = False) -> torch.Tensor:
+        """Append (channels, n) input; return every output sample that is now final."""
+        if self.source_rate == self.target_rate:
+            return x
+        self.buf = x if self.buf is None else torch.cat([self.buf, x], dim=-1)
+        self.fed += x.shape[-1]
+        if last:
+            stop = -(-resampled_length(self.fed, self.source_rate, self.target_rate) // self.up)
+        else:  # steps whose input reach lies inside what was fed
+            stop = max(self.step, (self.fed - self.width) // self.down)
+        if stop <= self.step or self.buf.shape[-1] == 0:
+            return self.buf.new_zeros(*self.buf.shape[:-1], 0)
+        first = self.start // self.down
+        out = resample(self.buf, self.source_rate, self.target_rate)
+        out = out[..., (self.step - first) * self.up : (stop - first) * self.up]
+        if last:
+            out = out[..., : resampled_length(self.fed, self.source_rate, self.target_rate) - self.step * self.up]
+        self.step = stop
+        keep = max(0, (stop * self.down - self.width) // self.down * self.down)  # the next step's reach
+        self.buf, self.start = self.buf[..., keep - self.start :], keep
+        return out
 
 
 @lru_cache(maxsize=64)

@@ -35,6 +35,10 @@ class Plan:
     window_length: int  # frames in every model input (core + context, padded if short)
     overlap: int
     windows: tuple[Window, ...]
+    # Frames the first core shares with a window before it and the last with one after it:
+    # 0 for a whole signal; set by ``subplan`` so a slice of a plan keeps its true fades.
+    lead: int = 0
+    trail: int = 0
 
 
 def plan_windows(length: int, cfg: ChunkConfig) -> Plan:
@@ -90,6 +94,16 @@ def stitch(outputs: torch.Tensor, plan: Plan, scale: int = 1) -> torch.Tensor:
 
     ``scale`` is output samples per input frame: 1 for the translator, ``hop`` for a vocoder.
     """
+    out, total = accumulate(outputs, plan, scale)
+    return out / total
+
+
+def accumulate(outputs: torch.Tensor, plan: Plan, scale: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weighted sum of the cores and the sum of their weights, before ``stitch`` divides.
+
+    Streaming keeps these apart at a segment border: the two segments' sums over the
+    frames their windows share add up to exactly what one whole-signal stitch would see.
+    """
     out = outputs.new_zeros(*outputs.shape[1:-1], plan.length * scale)
     total = outputs.new_zeros(plan.length * scale)
     shared = _overlaps(plan)
@@ -100,12 +114,29 @@ def stitch(outputs: torch.Tensor, plan: Plan, scale: int = 1) -> torch.Tensor:
         lo = w.target_start * scale
         out[..., lo : lo + n] += core * weight
         total[lo : lo + n] += weight
-    return out / total
+    return out, total
+
+
+def subplan(plan: Plan, first: int, stop: int, source_origin: int, target_origin: int) -> Plan:
+    """Windows ``first`` to ``stop - 1`` of ``plan``, for a slice of the signal.
+
+    Sources are counted from ``source_origin`` (where the slice given to ``split`` starts)
+    and targets from ``target_origin`` (where the stitched slice starts). The fades at the
+    ends stay those of the whole plan, so the stitched slice equals the whole-signal
+    stitch on every frame that no window outside the slice touches.
+    """
+    shared = _overlaps(plan)
+    windows = tuple(
+        Window(w.source_start - source_origin, w.keep_offset, w.keep_length, w.target_start - target_origin)
+        for w in plan.windows[first:stop]
+    )
+    end = max(w.target_start + w.keep_length for w in windows)
+    return Plan(end, plan.window_length, plan.overlap, windows, shared[first], shared[stop])
 
 
 def _overlaps(plan: Plan) -> list[int]:
-    """Frames shared by each pair of neighbouring cores, with 0 before the first and after
-    the last (the signal's own edges are not faded)."""
+    """Frames shared by each pair of neighbouring cores, with ``lead`` before the first and
+    ``trail`` after the last (0 for a whole signal: its own edges are not faded)."""
     w = plan.windows
     inner = [a.target_start + a.keep_length - b.target_start for a, b in zip(w, w[1:])]
-    return [0, *inner, 0]
+    return [plan.lead, *inner, plan.trail]

@@ -110,3 +110,74 @@ class FastVocoderConfig:
 
 
 VOCODER_CONFIGS: dict[str, type] = {"melgan": MelGANConfig, "fast": FastVocoderConfig}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What every training run shares: length, batches, evaluation, checkpoints, data."""
+
+    steps: int = 20000
+    batch_size: int = 16
+    eval_every: int = 500
+    save_every: int = 500
+    log_every: int = 50  # plain log lines when stderr is not a terminal, and log.jsonl
+    val_crops: int = 8  # held-out crops per domain
+    seed: int = 0
+    silence_db: float = -60.0  # frames quieter than this (RMS, dBFS) count as silent
+    max_seconds_per_track: float | None = None  # bounds decoding and mel caching time
+
+
+@dataclass(frozen=True)
+class CriticConfig:
+    """Sizes of the training-only TraVeLGAN networks (discriminator D and siamese S)."""
+
+    disc_channels: int = 128
+    siamese_channels: int = 128
+    siamese_dim: int = 128
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Optimiser settings of ``genreshift finetune`` (the MelGAN-VC ones by default)."""
+
+    lr: float = 1e-4  # G and S
+    lr_d: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    parts: int = 3  # G sees each crop as this many parts, concatenated for D (MelGAN-VC)
+
+
+@dataclass(frozen=True)
+class TravelLossWeights:
+    """Generator loss = sum of weight * term; defaults follow MelGAN-VC."""
+
+    adversarial: float = 1.0  # hinge: -D(G(a))
+    travel: float = 10.0  # cosine + squared L2 between S-difference vectors before/after G
+    siamese: float = 10.0  # max(0, margin - ||S(a_i) - S(a_j)||)^2, keeps S from collapsing
+    identity: float = 0.5  # |G(b) - b| on target crops
+    paired: float = 1.0  # |G(a) - b| on matched pairs (only with --paired)
+    margin: float = 2.0  # delta of the siamese margin loss
+
+
+@dataclass(frozen=True)
+class VocoderTrainConfig:
+    """Optimiser and discriminator settings of ``genreshift train-vocoder``."""
+
+    lr: float = 2e-4
+    beta1: float = 0.8
+    beta2: float = 0.99
+    segment_frames: int = 32  # mel frames per training segment (x hop samples)
+    gan_start: int = 1000  # steps of reconstruction-only warm-up before D and feature matching
+    disc: str = "msd+mpd"  # msd | mpd | msd+mpd
+    disc_channels: int = 16  # base width of every discriminator
+    gan_loss: str = "lsgan"  # lsgan | hinge
+
+
+@dataclass(frozen=True)
+class VocoderLossWeights:
+    """Generator loss = sum of weight * term; mel and feature weights as in HiFi-GAN."""
+
+    mel: float = 45.0  # L1 between log-mels of output and input
+    stft: float = 1.0  # multi-resolution STFT: spectral convergence + log-magnitude L1
+    adversarial: float = 1.0
+    feature: float = 2.0  # feature matching (L1 between D activations of real and generated)

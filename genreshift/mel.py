@@ -12,6 +12,7 @@ from .config import MelConfig
 
 
 @lru_cache(maxsize=8)
+@torch.inference_mode(False)  # cached: must stay usable by training code (autograd) too
 def _filterbank(cfg: MelConfig) -> torch.Tensor:
     """(n_freqs, n_mels) Slaney filters, the same as librosa's default (and MelGAN's)."""
     return torchaudio.functional.melscale_fbanks(
@@ -30,6 +31,7 @@ def filterbank(cfg: MelConfig, device: torch.device | str = "cpu") -> torch.Tens
 
 
 @lru_cache(maxsize=8)
+@torch.inference_mode(False)
 def _window(win_length: int) -> torch.Tensor:
     return torch.hann_window(win_length)
 
@@ -46,8 +48,22 @@ def log_mel(audio: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
     """
     shape = audio.shape
     x = audio.reshape(-1, 1, shape[-1]).float()
-    pad = (cfg.n_fft - cfg.hop_length) // 2
+    pad = edge_pad(cfg)
     x = F.pad(x, (pad, pad), mode="reflect").squeeze(1)
+    return log_mel_padded(x, cfg).reshape(*shape[:-1], cfg.n_mels, -1)
+
+
+def edge_pad(cfg: MelConfig) -> int:
+    """Samples of reflect padding at each end of a signal: frame i then covers samples
+    hop*i - edge_pad to hop*i - edge_pad + n_fft of the unpadded signal."""
+    return (cfg.n_fft - cfg.hop_length) // 2
+
+
+def log_mel_padded(x: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
+    """(..., L) signal that already carries its edge padding (or real neighbouring audio,
+    when it is a slice of a longer track) -> (..., n_mels, (L - n_fft) // hop + 1)."""
+    shape = x.shape
+    x = x.reshape(-1, shape[-1]).float()
     spec = torch.stft(
         x,
         n_fft=cfg.n_fft,

@@ -16,6 +16,12 @@ from .vocoder import GriffinLim
 # Frames of mel context each vocoder needs on both sides of a chunk to match a
 # whole-file pass (its receptive field, rounded up; see tests/test_vocoder.py).
 VOCODER_CONTEXT = {"melgan": 32, "fast": 16, "griffinlim": 8}
+# Windows per vocoder call on a CPU, whatever --batch-size says. MelGAN and Griffin-Lim work
+# at the sample rate; a batch of their activations outgrows the CPU caches. Measured on a
+# 2-core CPU (ms per window at 1 / 2 / 4 / 16 windows per call): MelGAN 330 / 280 / 860 /
+# 950, Griffin-Lim 65 / 65 / 100 / 95, fast 8.5 / 11 / 10 / 8.8 (flat; 8 saves ~65 MB over 16).
+# MelGAN also holds ~200 MB of activations per window.
+CPU_BATCH = {"melgan": 1, "griffinlim": 2, "fast": 8}
 
 
 class ModelError(Exception):

@@ -9,20 +9,23 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from . import audio, chunking, mel as melmod
+from . import audio, chunking
 from .audio import AudioError, AudioInfo, Track
 from .batching import BatchQueue, Job
 from .config import ChunkConfig
 from .device import resolve_device
-from .models import check_genre, load_translator, load_vocoder
+from .models import CPU_BATCH, check_genre, load_translator, load_vocoder
+from .streaming import Segment, SegmentPlanner, TrackReader, TrackWriter
 
 VOCODER_CHUNK_FRAMES = 256
 VOCODER_OVERLAP_FRAMES = 4
@@ -42,7 +45,12 @@ class ConvertOptions:
     sample_rate: int | None = None  # default: the input's
     format: str | None = None  # wav | flac | ogg; default: the input's container
     skip_existing: bool = False
-    decode_workers: int = 2
+    # Threads that decode (and cut mel) ahead of the models. None: 1 on a CPU, where they
+    # share the cores with the models (a second one measured slower), else 2.
+    decode_workers: int | None = None
+    # Audio converted at a time (rounded to whole vocoder windows): memory is bounded by
+    # this, not by the track's length; longer segments repeat fewer translator windows.
+    segment_seconds: float = 60.0
 
 
 @dataclass
@@ -68,15 +76,30 @@ class PlannedTrack:
 
 @dataclass
 class _Work:
-    """A track on its way through the models."""
+    """A track on its way through the models: its reader, segment plan and writer."""
 
     planned: PlannedTrack
     started: float
-    length: int  # samples at the model rate, before padding
-    channels: int = 1
-    translate_plan: chunking.Plan | None = None
-    vocode_plan: chunking.Plan | None = None
-    silent: bool = False
+    reader: TrackReader | None = None
+    planner: SegmentPlanner | None = None
+    writer: TrackWriter | None = None
+    finished: bool = False  # converted or failed; its result is final
+    lock: threading.Lock = field(default_factory=threading.Lock)  # held while a segment decodes
+
+    def release(self) -> None:
+        """Let go of buffers and files once finished: a batch of thousands of short files
+        must not keep every track's last segment alive."""
+        with self.lock:
+            if self.reader is not None:
+                self.reader.close()
+            if self.writer is not None:
+                self.writer.abort()  # drops the temp file unless the output was completed
+            self.reader = self.planner = self.writer = None
+
+
+def _in_parts(model: Callable[[torch.Tensor], torch.Tensor], size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model`` run on at most ``size`` windows at a time (see models.CPU_BATCH)."""
+    return lambda batch: torch.cat([model(part) for part in batch.split(size)])
 
 
 ProgressFn = Callable[[float, "TrackResult | None"], None]
@@ -155,93 +178,109 @@ class Converter:
         return results
 
     def convert_planned(self, todo: list[PlannedTrack]) -> list[TrackResult]:
+        """Convert planned tracks segment by segment; returns one result per track, in order."""
         translate_q = BatchQueue(self._translator, self.options.batch_size, self.device)
-        vocode_q = BatchQueue(self._vocoder.module, self.options.batch_size, self.device, self._vocoded)
-        results: list[TrackResult] = []
-        with ThreadPoolExecutor(max(1, self.options.decode_workers)) as pool:
-            ahead = 2 * max(1, self.options.decode_workers)
-            futures: list[tuple[PlannedTrack, Future]] = []
-            writes: list[Future] = []
-            for i, planned in enumerate(todo):
-                while len(futures) < ahead and i + len(futures) < len(todo):
-                    nxt = todo[i + len(futures)]
-                    futures.append((nxt, pool.submit(self._prepare, nxt)))
-                current, future = futures.pop(0)
+        vocoder = self._vocoder.module
+        if self.device.type == "cpu" and self.options.batch_size > CPU_BATCH[self._vocoder.arch]:
+            vocoder = _in_parts(vocoder, CPU_BATCH[self._vocoder.arch])
+        vocode_q = BatchQueue(vocoder, self.options.batch_size, self.device, self._vocoded)
+        works = [_Work(p, time.perf_counter()) for p in todo]
+        workers = self.options.decode_workers or (1 if self.device.type == "cpu" else 2)
+        decode = ThreadPoolExecutor(workers, thread_name_prefix="genreshift-decode")
+        # One writer thread: a track's segments are written in the order they were queued.
+        write = ThreadPoolExecutor(1, thread_name_prefix="genreshift-write")
+        try:
+            # Each open track has at most one segment decoding; the next tracks' first
+            # segments decode while the models work on the current one.
+            pending, active = deque(works), deque()
+            while pending or active:
+                while pending and len(active) < workers + 1:
+                    work = pending.popleft()
+                    active.append((work, decode.submit(self._next_segment, work)))
+                work, future = active.popleft()
                 try:
-                    work, mel = future.result()
+                    seg = future.result()
                 except AudioError as exc:
-                    results.append(self._fail(current, str(exc)))
+                    write.submit(self._abort, work, str(exc))
                     continue
-                translate_q.add(Job(self._split_for_translator(work, mel), work))
-                self._advance(translate_q, vocode_q, pool, writes, flush=False)
-            self._advance(translate_q, vocode_q, pool, writes, flush=True)
-            for w in writes:
-                results.append(w.result())
-        return results
+                if not seg.last:
+                    active.appendleft((work, decode.submit(self._next_segment, work)))
+                translate_q.add(Job(self._split_for_translator(seg), seg))
+                self._advance(translate_q, vocode_q, write, flush=False)
+            self._advance(translate_q, vocode_q, write, flush=True)
+        finally:
+            decode.shutdown(wait=True, cancel_futures=True)
+            for work in works:  # after an error or Ctrl-C: no temp file is left behind
+                write.submit(self._abort, work, "interrupted")
+            write.shutdown(wait=True)
+        return [w.planned.result for w in works]
 
-    def _advance(self, translate_q, vocode_q, pool, writes, flush: bool) -> None:
+    def _next_segment(self, work: _Work) -> Segment:
+        """Decode thread: open the track on its first call, then decode and cut one segment."""
+        with work.lock, torch.no_grad():
+            if work.finished:
+                raise AudioError(work.planned.result.message)
+            if work.planner is None:
+                planned, cfg = work.planned, self.mel_cfg
+                work.started = time.perf_counter()
+                work.reader = TrackReader(planned.track.path, planned.info, cfg, mono=not self.options.stereo)
+                vocode = ChunkConfig(VOCODER_CHUNK_FRAMES, VOCODER_OVERLAP_FRAMES, self._vocoder.context)
+                frames = self.options.segment_seconds * cfg.sample_rate / cfg.hop_length
+                work.planner = SegmentPlanner(work.reader, self.chunk, vocode, round(frames / (vocode.size - vocode.overlap)))
+                work.writer = TrackWriter(planned.output, planned.info, planned.out_rate, planned.container,
+                                          planned.subtype, self.mel_cfg, work.reader.length)  # fmt: skip
+            seg = work.planner.next_segment()
+            seg.payload = work
+            return seg
+
+    def _advance(self, translate_q: BatchQueue, vocode_q: BatchQueue, write: ThreadPoolExecutor, flush: bool) -> None:
         for job in translate_q.run(flush=flush):
             vocode_q.add(Job(self._split_for_vocoder(job), job.payload))
         for job in vocode_q.run(flush=flush):
-            audio_out = self._stitch_vocoded(job)
-            writes.append(pool.submit(self._finish, job.payload, audio_out))
+            seg: Segment = job.payload
+            out = job.result().unflatten(0, (len(seg.vocode.windows), seg.mel.shape[0]))
+            summed, weights = chunking.accumulate(out, seg.vocode, scale=self.mel_cfg.hop_length)
+            write.submit(self._write, seg, summed.cpu(), weights.cpu())
 
-    def _prepare(self, planned: PlannedTrack) -> tuple[_Work, torch.Tensor]:
-        """Decode thread: load, mix down (or keep channels), resample, pad, log-mel."""
-        started = time.perf_counter()
-        wave, rate = audio.load(planned.track.path)
-        if not self.options.stereo:
-            wave = wave.mean(dim=0, keepdim=True)
-        wave = audio.resample(wave, rate, self.mel_cfg.sample_rate)
-        padded, length = melmod.pad_for_mel(wave, self.mel_cfg)
-        work = _Work(planned, started, length, channels=wave.shape[0], silent=bool(wave.abs().max() == 0))
-        return work, melmod.log_mel(padded, self.mel_cfg)
-
-    def _split_for_translator(self, work: _Work, mel: torch.Tensor) -> torch.Tensor:
-        work.translate_plan = chunking.plan_windows(mel.shape[-1], self.chunk)
-        windows = chunking.split(mel, work.translate_plan)  # (N, C, n_mels, W)
-        return windows.flatten(0, 1)
+    def _split_for_translator(self, seg: Segment) -> torch.Tensor:
+        return chunking.split(seg.mel, seg.translate).flatten(0, 1)  # (N * C, n_mels, W)
 
     def _split_for_vocoder(self, job: Job) -> torch.Tensor:
-        work: _Work = job.payload
-        plan = work.translate_plan
-        out = job.result().unflatten(0, (len(plan.windows), work.channels))
-        mel = chunking.stitch(out, plan)  # (C, n_mels, T), still on the model device
-        cfg = ChunkConfig(VOCODER_CHUNK_FRAMES, VOCODER_OVERLAP_FRAMES, self._vocoder.context)
-        work.vocode_plan = chunking.plan_windows(mel.shape[-1], cfg)
-        return chunking.split(mel, work.vocode_plan).flatten(0, 1)
+        seg: Segment = job.payload
+        out = job.result().unflatten(0, (len(seg.translate.windows), seg.mel.shape[0]))
+        mel = chunking.stitch(out, seg.translate)  # (C, n_mels, T), still on the model device
+        return chunking.split(mel, seg.vocode).flatten(0, 1)
 
     def _vocoded(self, job: Job, n: int) -> None:
-        """Progress: each vocoded window is a known share of the track's duration."""
-        work: _Work = job.payload
-        share = n / len(job.windows)
-        self.progress(work.planned.result.duration * share, None)
+        """Progress: each vocoded window is a known share of its segment's duration."""
+        self.progress(job.payload.seconds * n / len(job.windows), None)
 
-    def _stitch_vocoded(self, job: Job) -> torch.Tensor:
-        work: _Work = job.payload
-        plan = work.vocode_plan
-        out = job.result().unflatten(0, (len(plan.windows), work.channels))
-        return chunking.stitch(out, plan, scale=self.mel_cfg.hop_length)[..., : work.length].cpu()
-
-    def _finish(self, work: _Work, wave: torch.Tensor) -> TrackResult:
-        """Writer thread: back to the output rate and channel count, then an atomic write."""
-        planned = work.planned
-        result = planned.result
+    def _write(self, seg: Segment, summed: torch.Tensor, weights: torch.Tensor) -> None:
+        """Writer thread: append a segment to its track's output; finish the track after its last."""
+        work: _Work = seg.payload
+        if work.finished:  # failed earlier: its other segments are dropped
+            return
         try:
-            wave = audio.resample(wave, self.mel_cfg.sample_rate, planned.out_rate)
-            frames = round(planned.info.frames * planned.out_rate / planned.info.sample_rate)
-            frames = max(frames, 1)
-            wave = torch.nn.functional.pad(wave, (0, max(0, frames - wave.shape[-1])))[..., :frames]
-            if wave.shape[0] != planned.info.channels:
-                wave = wave.expand(planned.info.channels, -1)
-            audio.write_atomic(planned.output, wave, planned.out_rate, planned.container, planned.subtype)
+            with torch.no_grad():
+                done = work.writer.add(seg, summed, weights)
         except AudioError as exc:
-            return self._fail(planned, str(exc), work.started)
-        result.status = "converted"
-        result.message = "input is silent" if work.silent else ""
-        result.seconds = time.perf_counter() - work.started
-        self.progress(0.0, result)
-        return result
+            self._abort(work, str(exc))
+            return
+        if done:
+            result = work.planned.result
+            result.status = "converted"
+            result.message = "input is silent" if work.reader.peak == 0 else ""
+            result.seconds = time.perf_counter() - work.started
+            work.finished = True
+            work.release()
+            self.progress(0.0, result)
+
+    def _abort(self, work: _Work, message: str) -> None:
+        """Writer thread: drop a track's temp file and report it failed (once)."""
+        if not work.finished:
+            work.finished = True
+            self._fail(work.planned, message, work.started)
+        work.release()
 
     def _fail(self, planned: PlannedTrack, message: str, started: float | None = None) -> TrackResult:
         result = planned.result

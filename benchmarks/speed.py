@@ -1,0 +1,384 @@
+"""Speed and memory of `genreshift convert`, end to end and stage by stage.
+
+    python benchmarks/speed.py                      # the full comparison (about 20 minutes)
+    python benchmarks/speed.py --quick              # small sizes: a smoke test
+    python benchmarks/speed.py --input a.flac b.wav --only e2e,stages
+    python benchmarks/speed.py --json speed.json --repeats 5
+
+Every configuration runs in a fresh Python process, so its peak resident memory (from
+``os.wait4``) is its own; the time is the median of ``--repeats`` runs (one run for those
+that take over a minute) and covers only the work (imports and model loading are reported
+apart, as ``startup``). The real-time factor
+is seconds of audio per second of wall time.
+
+Groups (``--only``): ``e2e`` (decode -> mel -> translate -> vocode -> encode, one track,
+vocoder fast / melgan / griffinlim), ``batch`` (batch sizes 1..64), ``threads`` (torch
+threads 1 and 2), ``long`` (one 60-minute track, one 10-minute track, 200 x 15 s files),
+``stages`` (each stage alone), ``compile`` (torch.compile of the translator and the fast
+vocoder, against eager).
+
+Models: real-size architectures (``TranslatorConfig()``, ``FastVocoderConfig()``,
+``MelGANConfig()``) with random weights, unless ``--weights registry`` asks for the
+released ones. Random weights cost the same time as trained ones; the output says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+RATE, CHANNELS = 44100, 2
+SLOW_SECONDS = 60.0  # configurations slower than this run once, whatever --repeats says
+
+
+# -- generated input --------------------------------------------------------------------
+
+
+def make_track(path: Path, seconds: float, seed: int = 0) -> Path:
+    """Music-like stereo audio (chords, a bass line, noise hits), written block by block."""
+    if path.exists() and sf.info(str(path)).frames == int(seconds * RATE):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    scale = 110 * 2 ** (np.array([0, 2, 3, 5, 7, 8, 10, 12, 14, 15]) / 12)
+    with sf.SoundFile(str(path), "w", RATE, CHANNELS, subtype="PCM_16") as f:
+        done, total = 0, int(seconds * RATE)
+        while done < total:
+            n = min(RATE // 2, total - done)  # one beat at 120 bpm
+            t = (np.arange(n) + done) / RATE
+            env = np.exp(-np.arange(n) / (0.25 * RATE))
+            chord = sum(np.sin(2 * np.pi * 2 * rng.choice(scale) * t) for _ in range(3)) / 3
+            bass = np.sin(2 * np.pi * rng.choice(scale[:4]) / 2 * t)
+            hit = rng.standard_normal(n) * np.exp(-np.arange(n) / (0.02 * RATE))
+            left = 0.25 * chord * env + 0.2 * bass + 0.1 * hit
+            right = 0.25 * chord * env + 0.2 * bass - 0.1 * hit
+            f.write(np.stack([left, right], 1).astype(np.float32))
+            done += n
+    return path
+
+
+def random_models(folder: Path) -> dict[str, str]:
+    """Real-size translator and vocoders with random weights, saved as checkpoints."""
+    import torch
+
+    from genreshift import checkpoint
+    from genreshift.config import FastVocoderConfig, MelConfig, MelGANConfig, TranslatorConfig
+    from genreshift.translator import Generator
+    from genreshift.vocoder import FastVocoder, MelGAN
+
+    paths = {k: folder / f"{k}.pt" for k in ["translator", "fast", "melgan"]}
+    if all(p.exists() for p in paths.values()):
+        return {k: str(p) for k, p in paths.items()}
+    torch.manual_seed(0)
+    g = Generator(TranslatorConfig())
+    torch.nn.init.normal_(g.out[1].weight, std=0.02)  # a fresh G is the identity; make it act
+    mel = MelConfig()
+    cks = {
+        "translator": checkpoint.Checkpoint("translator", "travelgan", TranslatorConfig(), mel, g.state_dict(), genres=["bench"]),
+        "fast": checkpoint.Checkpoint("vocoder", "fast", FastVocoderConfig(), mel, FastVocoder(FastVocoderConfig()).state_dict()),
+        "melgan": checkpoint.Checkpoint("vocoder", "melgan", MelGANConfig(), mel, MelGAN(MelGANConfig()).state_dict()),
+    }
+    for k, ck in cks.items():
+        checkpoint.save(ck, paths[k])
+    return {k: str(p) for k, p in paths.items()}
+
+
+# -- the measured work (runs in the child process) ----------------------------------------
+
+
+def worker(spec: dict) -> dict:
+    """Set up (imports, models, input in memory), then time ``spec['op']`` once."""
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    from genreshift.pipeline import Converter, ConvertOptions
+
+    options = ConvertOptions(
+        genre=spec.get("genre"), model=spec.get("translator"), vocoder=spec["vocoder"],
+        output=Path(spec["out"]), device="cpu", batch_size=spec["batch"],
+    )  # fmt: skip
+    conv = Converter(options)
+    conv.load_models()
+    inputs = [Path(p) for p in spec["inputs"]]
+    seconds = sum(sf.info(str(p)).duration for p in inputs)
+    op = spec["op"]
+    if op == "convert":
+        start = time.perf_counter()
+        results = conv.convert(inputs)
+        wall = time.perf_counter() - start
+        bad = [r.message for r in results if r.status != "converted"]
+        if bad:
+            raise SystemExit(f"convert failed: {bad[0]}")
+        return {"wall": wall, "audio": seconds}
+    wall, note = _stage(conv, op, inputs, spec)
+    return {"wall": wall, "audio": seconds, "note": note}
+
+
+def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
+    """One stage alone on the whole input, fed the way the pipeline feeds it."""
+    import torch
+
+    from genreshift import chunking, mel as melmod
+    from genreshift.audio import probe
+    from genreshift.batching import BatchQueue, Job
+    from genreshift.config import ChunkConfig
+    from genreshift.models import CPU_BATCH
+    from genreshift.pipeline import VOCODER_CHUNK_FRAMES, VOCODER_OVERLAP_FRAMES, _in_parts
+    from genreshift.audio import StreamResampler
+    from genreshift.streaming import TrackReader
+
+    cfg = conv.mel_cfg
+    seg = int(60 * cfg.sample_rate)  # the pipeline's segment length, in model-rate samples
+
+    def decode(path: Path) -> list[torch.Tensor]:
+        reader = TrackReader(path, probe(path), cfg, mono=True)
+        total = reader.frames * cfg.hop_length
+        bounds = [total * i // max(1, round(total / seg)) for i in range(max(1, round(total / seg)) + 1)]
+        return [reader.samples(lo, hi) for lo, hi in zip(bounds, bounds[1:])]  # about 60 s each
+
+    if op == "decode":
+        start = time.perf_counter()
+        for p in inputs:
+            decode(p)
+        return time.perf_counter() - start, "soundfile blocks, mix to mono, resample to 22050 Hz"
+    waves = [w for p in inputs for w in decode(p)]
+    if op == "encode":
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(dir=spec["out"]) as tmp:
+            for i, w in enumerate(waves):
+                r = StreamResampler(cfg.sample_rate, RATE)
+                with sf.SoundFile(f"{tmp}/{i}.wav", "w", RATE, CHANNELS, subtype="PCM_16") as f:
+                    f.write(r.push(w, last=True).expand(CHANNELS, -1).clamp(-1, 1).T.contiguous().numpy())
+        return time.perf_counter() - start, "resample to 44.1 kHz, PCM_16 WAV"
+    if op == "mel":
+        start = time.perf_counter()
+        for w in waves:
+            melmod.log_mel(w, cfg)
+        return time.perf_counter() - start, "log-mel, 60 s at a time"
+    # Model stages are timed after two warm-up batches (below): steady-state throughput.
+    mels = [melmod.log_mel(w, cfg) for w in waves]
+    if op == "translate":
+        model, ccfg, scale = conv._translator, conv.chunk, 1
+    else:
+        model, scale = conv._vocoder.module, cfg.hop_length
+        ccfg = ChunkConfig(VOCODER_CHUNK_FRAMES, VOCODER_OVERLAP_FRAMES, conv._vocoder.context)
+    note = f"{conv._vocoder.arch if op == 'vocode' else 'translator'}, batch {spec['batch']}"
+    part = CPU_BATCH[conv._vocoder.arch] if op == "vocode" else spec["batch"]  # as the pipeline runs it
+    if spec.get("compile"):
+        model, note = _compiled(model, mels[0], ccfg, min(part, spec["batch"]), note)
+    else:  # the same two warm-up calls compile gets: first calls set up oneDNN kernels
+        windows = chunking.split(mels[0], chunking.plan_windows(mels[0].shape[-1], ccfg))[: min(part, spec["batch"]), 0]
+        with torch.inference_mode():
+            model(windows), model(windows)
+    if part < spec["batch"]:
+        model, note = _in_parts(model, part), f"{note} (calls of {part})"
+    queue = BatchQueue(model, spec["batch"], torch.device("cpu"))
+    start = time.perf_counter()
+    for m in mels:
+        plan = chunking.plan_windows(m.shape[-1], ccfg)
+        queue.add(Job(chunking.split(m, plan).flatten(0, 1), plan))
+        for job in queue.run():
+            chunking.stitch(job.result()[:, None], job.payload, scale)
+    for job in queue.run(flush=True):
+        chunking.stitch(job.result()[:, None], job.payload, scale)
+    return time.perf_counter() - start, note
+
+
+def _compiled(model, mel, ccfg, batch: int, note: str):
+    """torch.compile, warmed up on the batch shape; eager (and why) if it fails."""
+    import torch
+
+    from genreshift import chunking
+
+    start = time.perf_counter()
+    try:
+        compiled = torch.compile(model, dynamic=False)
+        windows = chunking.split(mel, chunking.plan_windows(mel.shape[-1], ccfg))[:batch, 0]
+        with torch.inference_mode():
+            for _ in range(2):
+                compiled(windows)
+    except Exception as exc:  # no compiler, unsupported op, ...: the eager model still works
+        return model, f"{note}; torch.compile failed, eager ({type(exc).__name__})"
+    return compiled, f"{note}; torch.compile (warm-up {time.perf_counter() - start:.0f} s, not counted)"
+
+
+# -- the parent: configurations, fresh processes, table -----------------------------------
+
+
+def run_one(spec: dict) -> dict:
+    """Run ``spec`` in a fresh interpreter; returns its result plus wall time and peak RSS."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"]), "MKL_NUM_THREADS": str(spec["threads"])}
+    with tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", json.dumps(spec)], stdout=subprocess.PIPE, stderr=err, env=env, text=True
+        )
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        total = time.perf_counter() - started
+        if proc.returncode:
+            err.seek(0)
+            raise RuntimeError(f"{spec['name']}: worker failed:\n{err.read()[-2000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["startup"] = total - result["wall"]
+    result["rss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
+    return result
+
+
+def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -> list[dict]:
+    base = {"threads": 2, "batch": 16, "vocoder": models.get("fast", "fast"), "op": "convert", "inputs": tracks["one"]}
+    if args.weights == "random":
+        base["translator"] = models["translator"]
+    else:
+        base["genre"] = args.genre
+    voc = {name: models.get(name, name) for name in ["fast", "melgan", "griffinlim"]}
+    one = f"{len(tracks['one'])} file(s), {tracks['one_seconds'] / 60:.1f} min"
+    out: list[dict] = []
+
+    def add(group: str, name: str, **kw):
+        out.append({**base, "group": group, "name": name, **kw})
+
+    vocoders = ["fast", "griffinlim"] if args.quick else ["fast", "melgan", "griffinlim"]
+    for v in vocoders:
+        add("e2e", f"convert, vocoder {v} ({one})", vocoder=voc[v])
+    for b in args.batches:
+        add("batch", f"convert, batch {b} (fast)", batch=b)
+    for n in [1, 2]:
+        add("threads", f"convert, {n} torch thread(s) (fast)", threads=n)
+    add("long", f"1 x {args.long_minutes:g} min (fast)", inputs=tracks["long"])
+    add("long", f"1 x {args.mid_minutes:g} min (fast)", inputs=tracks["mid"])
+    add("long", f"{len(tracks['short'])} x {args.short_seconds:g} s (fast)", inputs=tracks["short"])
+    if not args.quick:
+        add("stages", "import + load models (no audio)", op="idle")
+    for stage in ["decode", "mel", "translate"]:
+        add("stages", stage, op=stage)
+    for v in ["fast"] if args.quick else vocoders:
+        add("stages", f"vocode {v}", op="vocode", vocoder=voc[v])
+    add("stages", "encode", op="encode")
+    for name, kw in [("translate", {"op": "translate"}), ("vocode fast", {"op": "vocode"})]:
+        add("compile", f"{name}, eager", **kw)
+        add("compile", f"{name}, torch.compile", compile=True, **kw)
+    # --quick leaves out torch.compile (half a minute of compiling per model) unless asked.
+    wanted = set(args.only.split(",")) if args.only else ({"e2e", "batch", "threads", "long", "stages"} if args.quick else None)
+    return [c for c in out if wanted is None or c["group"] in wanted]
+
+
+def measure(specs: list[dict], repeats: int, out_dir: Path) -> list[dict]:
+    rows = []
+    seen: dict[str, dict] = {}
+    for spec in specs:
+        spec = {**spec, "out": str(out_dir)}
+        key = json.dumps({k: v for k, v in spec.items() if k not in ("group", "name")}, sort_keys=True)
+        if key in seen:  # the same work under another heading: measured once
+            rows.append({**seen[key], "group": spec["group"], "name": spec["name"]})
+            continue
+        runs = [run_one(spec)]
+        # A configuration that takes over a minute varies by a few percent at most: once is enough.
+        while len(runs) < repeats and runs[0]["wall"] + runs[0]["startup"] < SLOW_SECONDS:
+            runs.append(run_one(spec))
+        wall = statistics.median(r["wall"] for r in runs)
+        row = {
+            "group": spec["group"], "name": spec["name"], "audio_s": runs[0]["audio"], "wall_s": wall,
+            "rtf": runs[0]["audio"] / wall if wall > 0 and spec["op"] != "idle" else None,
+            "rss_mb": statistics.median(r["rss_mb"] for r in runs), "startup_s": statistics.median(r["startup"] for r in runs),
+            "note": runs[0].get("note", "") + ("" if len(runs) == repeats else f" ({len(runs)} run)"), "runs": runs, "spec": spec,
+        }  # fmt: skip
+        seen[key] = row
+        rows.append(row)
+        print(f"  {row['group']:8} {row['name']:44} {wall:8.2f} s  {row['rss_mb']:6.0f} MB", file=sys.stderr, flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| group | configuration | audio | wall (median) | x real time | peak RSS | startup | note |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        rtf = f"{r['rtf']:.0f}x" if r["rtf"] is not None else ""
+        audio = f"{r['audio_s']:.0f} s" if r["spec"]["op"] != "idle" else ""
+        wall = f"{r['wall_s']:.2f} s" if r["spec"]["op"] != "idle" else ""
+        lines.append(
+            f"| {r['group']} | {r['name']} | {audio} | {wall} | {rtf} | {r['rss_mb']:.0f} MB | {r['startup_s']:.1f} s | {r['note']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--input", nargs="+", type=Path, help="audio files for the one-track groups (default: generated)")
+    ap.add_argument("--quick", action="store_true", help="small sizes and one repeat: a smoke test")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", help="comma-separated groups: e2e,batch,threads,long,stages,compile")
+    ap.add_argument("--weights", choices=["random", "registry"], default="random")
+    ap.add_argument("--genre", help="with --weights registry: the genre to convert to (default: the first)")
+    ap.add_argument("--json", type=Path, help="write every run and the medians here")
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "genreshift-speed",
+                    help="generated audio and models are kept here between runs")  # fmt: skip
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        spec = json.loads(args.worker)
+        if spec["op"] == "idle":
+            worker({**spec, "op": "convert", "inputs": []})
+            print(json.dumps({"wall": 0.0, "audio": 0.0}))
+        else:
+            print(json.dumps(worker(spec)))
+        return
+    q = args.quick
+    args.repeats = 1 if q else args.repeats
+    args.batches = [1, 16] if q else [1, 4, 16, 64]
+    one_s = 5.0 if q else 240.0
+    args.long_minutes, args.mid_minutes = (0.5, 0.25) if q else (60.0, 10.0)
+    n_short, args.short_seconds = (4, 3.0) if q else (200, 15.0)
+    work = args.workdir
+    print(f"preparing inputs in {work} ...", file=sys.stderr, flush=True)
+    tracks = {
+        "one": [str(p) for p in args.input] if args.input else [str(make_track(work / f"one-{one_s:g}s.wav", one_s))],
+        "long": [str(make_track(work / f"long-{args.long_minutes:g}min.wav", args.long_minutes * 60, 1))],
+        "mid": [str(make_track(work / f"mid-{args.mid_minutes:g}min.wav", args.mid_minutes * 60, 2))],
+        "short": [str(make_track(work / f"short-{args.short_seconds:g}s" / f"{i:03}.wav", args.short_seconds, 10 + i)) for i in range(n_short)],
+    }  # fmt: skip
+    tracks["one_seconds"] = sum(sf.info(p).duration for p in tracks["one"])
+    if args.weights == "random":
+        models, weights = random_models(work / "models"), "real-size architectures with RANDOM weights (same cost as trained ones)"
+    else:
+        from genreshift import registry
+
+        genres = registry.builtin_genres()
+        if not genres:
+            raise SystemExit("--weights registry: the registry lists no genre yet; use --weights random")
+        args.genre = args.genre or sorted(genres)[0]
+        models, weights = {}, f"registry models (genre {args.genre})"
+    specs = configurations(args, tracks, models)
+    out_dir = work / "out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()
+    rows = measure(specs, args.repeats, out_dir)
+    import torch
+
+    header = [
+        f"genreshift speed: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"python {platform.python_version()}",
+        f"models: {weights}; input: {RATE} Hz stereo PCM_16 WAV; device cpu; median of {args.repeats} run(s)",
+        f"load average before/after: {load[0]:.2f} / {os.getloadavg()[0]:.2f} (other busy processes distort the figures)",
+    ]
+    print("\n".join(header) + "\n\n" + table(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"header": header, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""``genreshift finetune``: train a TraVeLGAN translator from a source folder to a target folder.
+
+As in MelGAN-VC: G rewrites source crops, each given to G as 3 parts that are concatenated
+again before D judges them (so chunk borders come out seamless); D (hinge loss) pulls G's
+output toward the target; the siamese S embeds crops, and the TraVeL loss keeps the vectors
+between crops (S(a_i) - S(a_j)) the same after G, which preserves content; a margin loss
+stops S from collapsing; an identity loss keeps target crops unchanged. ``--paired`` adds an
+L1 term between translated source and target crops of files that match by relative path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import __version__, registry, training
+from .checkpoint import Checkpoint
+from .config import (
+    CriticConfig,
+    FinetuneConfig,
+    MelConfig,
+    TrainConfig,
+    TranslatorConfig,
+    TravelLossWeights,
+    from_dict,
+    to_dict,
+)
+from .training_data import Crops, crops_from, paired_crops
+from .translator import Discriminator, Generator, Siamese
+from .vocoder import GriffinLim
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    source: Path
+    target: Path
+    name: str
+    init: str = "scratch"  # scratch | a genre | a translator .pt
+    out: Path | None = None  # folder for NAME.pt, or a .pt path (default: the user model folder)
+    run_dir: Path | None = None  # checkpoints, samples, log (default: <GENRESHIFT_HOME>/runs/NAME)
+    paired: bool = False
+    device: str = "auto"
+    resume: bool = False
+    force: bool = False
+    quiet: bool = False
+    cache_dir: Path | None = None  # default <GENRESHIFT_HOME>/cache/training
+    overrides: dict = field(default_factory=dict)  # TranslatorConfig / CriticConfig fields; None = keep
+    train: TrainConfig = field(default_factory=TrainConfig)
+    hparams: FinetuneConfig = field(default_factory=FinetuneConfig)
+    weights: TravelLossWeights = field(default_factory=TravelLossWeights)
+
+
+@dataclass
+class FinetuneResult:
+    model: Path
+    run_dir: Path
+    step: int
+    val: dict[str, float]
+    in_user_models: bool  # so `convert --to NAME` finds it
+
+
+# -- losses ---------------------------------------------------------------------------------
+
+
+def split_parts(x: torch.Tensor, parts: int) -> torch.Tensor:
+    """(B, M, parts * p) -> (B * parts, M, p): each crop as consecutive parts."""
+    b, m, t = x.shape
+    return x.reshape(b, m, parts, t // parts).permute(0, 2, 1, 3).reshape(b * parts, m, t // parts)
+
+
+def join_parts(x: torch.Tensor, parts: int) -> torch.Tensor:
+    """Inverse of ``split_parts``."""
+    n, m, p = x.shape
+    return x.reshape(n // parts, parts, m, p).permute(0, 2, 1, 3).reshape(n // parts, m, parts * p)
+
+
+def _pair_vectors(e: torch.Tensor) -> torch.Tensor:
+    i, j = torch.triu_indices(len(e), len(e), 1, device=e.device)
+    return e[i] - e[j]
+
+
+def travel_loss(e_src: torch.Tensor, e_out: torch.Tensor) -> torch.Tensor:
+    """Cosine distance + mean squared difference between the vectors of all pairs in the batch,
+    before (S(a_i) - S(a_j)) and after (S(G(a_i)) - S(G(a_j))) translation."""
+    va, vg = _pair_vectors(e_src), _pair_vectors(e_out)
+    return (1 - F.cosine_similarity(va, vg, dim=-1)).mean() + (va - vg).pow(2).mean()
+
+
+def margin_loss(e_src: torch.Tensor, margin: float) -> torch.Tensor:
+    """max(0, delta - ||S(a_i) - S(a_j)||)^2: distinct crops must stay apart in S's space."""
+    return F.relu(margin - _pair_vectors(e_src).norm(dim=-1)).pow(2).mean()
+
+
+def _train_step(r: "_Run", a: torch.Tensor, b: torch.Tensor, pairs: torch.Tensor | None) -> dict[str, float]:
+    g, s, d, w, parts = r.g, r.s, r.d, r.opts.weights, r.opts.hparams.parts
+    a_parts, b_parts = split_parts(a, parts), split_parts(b, parts)
+    out = g(torch.cat([a_parts, b_parts]))  # one pass for translation and identity
+    fake_parts, same_parts = out[: len(a_parts)], out[len(a_parts) :]
+    fake = join_parts(fake_parts, parts)
+    e_src, e_out = s(torch.cat([a_parts, fake_parts])).chunk(2)
+    with training.no_sync(d):  # D's gradients from the G step are thrown away, not all-reduced
+        score_fake = d(fake)
+    losses = {
+        "adv": -score_fake.mean(),
+        "travel": travel_loss(e_src, e_out),
+        "siamese": margin_loss(e_src, w.margin),
+        "identity": (same_parts - b_parts).abs().mean(),
+    }
+    if pairs is not None:
+        src, tgt = pairs.chunk(2, dim=1)  # source and target mels are stacked along the mel axis
+        losses["paired"] = (join_parts(g(split_parts(src, parts)), parts) - tgt).abs().mean()
+    weight = dict(adv=w.adversarial, travel=w.travel, siamese=w.siamese, identity=w.identity, paired=w.paired)
+    r.opt_g.zero_grad(set_to_none=True)
+    sum(weight[k] * v for k, v in losses.items()).backward()
+    r.opt_g.step()
+    losses["d"] = (F.relu(1 - d(b)).mean() + F.relu(1 + d(fake.detach())).mean()) / 2
+    r.opt_d.zero_grad(set_to_none=True)
+    losses["d"].backward()
+    r.opt_d.step()
+    return {k: float(v.detach()) for k, v in losses.items()}
+
+
+@torch.no_grad()
+def evaluate(g: nn.Module, d: nn.Module, val_a: torch.Tensor, val_b: torch.Tensor) -> dict[str, float]:
+    """Identity distance on held-out target crops, and D's mean score on held-out target
+    crops, on translated held-out source crops, and on the untranslated source crops."""
+    return {
+        "val_identity": float((g(val_b) - val_b).abs().mean()),
+        "val_d_target": float(d(val_b).mean()),
+        "val_d_translated": float(d(g(val_a)).mean()),
+        "val_d_source": float(d(val_a).mean()),
+    }
+
+
+# -- setup ----------------------------------------------------------------------------------
+
+
+def _check_name(opts: FinetuneOptions) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", opts.name) or opts.name.endswith(".pt"):
+        raise training.TrainingError(f"--name '{opts.name}': use letters, digits, '.', '_' or '-' (it becomes NAME.pt)")
+    if opts.name in registry.builtin_genres() and not opts.force:
+        raise training.TrainingError(f"--name '{opts.name}' is a built-in genre; choose another name, or pass --force "
+                                     "to shadow the built-in model with yours")  # fmt: skip
+
+
+def _model_path(opts: FinetuneOptions) -> tuple[Path, bool]:
+    if opts.out is not None and opts.out.suffix == ".pt":
+        training.writable_dir(opts.out.parent, "output folder")
+        return opts.out, False
+    folder = opts.out or registry.user_models_dir()
+    training.writable_dir(folder, "output folder")
+    return folder / f"{opts.name}.pt", opts.out is None
+
+
+def _init(spec: str) -> Checkpoint | None:
+    """Starting weights: none, a genre's translator, or a translator checkpoint file."""
+    from .models import load_translator
+
+    if spec == "scratch":
+        return None
+    is_file = spec.endswith(".pt") or "/" in spec or "\\" in spec or Path(spec).is_file()
+    return (load_translator(None, spec) if is_file else load_translator(spec)).checkpoint
+
+
+def _settings(opts: FinetuneOptions, resumed: Checkpoint | None, init: Checkpoint | None, where: Path):
+    """Model sizes: a resumed run's are fixed, --init fixes G's (window length may change)."""
+    base = resumed or init
+    locked = str(where) if resumed else (f"--init {opts.init}" if init else None)
+    cfg = base.config if base else TranslatorConfig()
+    cfg = training.with_overrides(cfg, opts.overrides, locked, free=("window_frames",))
+    critic = from_dict(CriticConfig, resumed.extra["training"]["critic"]) if resumed else CriticConfig()
+    critic = training.with_overrides(critic, opts.overrides, str(where) if resumed else None)
+    part = cfg.window_frames // opts.hparams.parts
+    if part < 4:
+        raise training.TrainingError(f"--window-frames {cfg.window_frames} is too short for {opts.hparams.parts} parts")
+    return cfg, critic, part * opts.hparams.parts
+
+
+def _released_vocoder() -> str | None:
+    """The vocoder a new translator names: "fast" once a fast vocoder is released."""
+    entry = registry.find_entry("fast")
+    return "fast" if entry is not None and entry.kind == "vocoder" else None
+
+
+def _data(opts: FinetuneOptions, env: training.Env, mel_cfg: MelConfig, frames: int):
+    tc = opts.train
+    cache = opts.cache_dir or registry.home_dir() / "cache" / "training"
+    say = lambda text: training.say(env, opts.quiet, text)  # noqa: E731
+    with training.main_first(env):  # rank 0 fills the cache, the others then read it
+        src, tgt = (crops_from([folder], "mel", frames, mel_cfg, tc, tc.seed + k, env.rank, cache, env.is_main, say)
+                    for k, folder in enumerate((opts.source, opts.target)))  # fmt: skip
+    frame_s = mel_cfg.hop_length / mel_cfg.sample_rate
+    return src, tgt, paired_crops(src, tgt, tc, env.rank, frame_s, say) if opts.paired else None
+
+
+def _write_samples(g: nn.Module, val_a: torch.Tensor, mel_cfg: MelConfig, folder: Path, step: int) -> None:
+    """Before/after audio of a few held-out source crops (Griffin-Lim) and their spectrograms."""
+    before = torch.cat(list(val_a[:4]), dim=-1)
+    with torch.no_grad():
+        after = g(before[None].to(next(g.parameters()).device))[0].cpu()
+    vocode = GriffinLim(mel_cfg)
+    stem = folder / f"step_{step:07d}"
+    for label, mel in (("before", before), ("after", after)):
+        training.write_wav(Path(f"{stem}_{label}.wav"), vocode(mel[None])[0], mel_cfg.sample_rate)
+    training.write_bytes(Path(f"{stem}.png"), training.spectrogram_png([before.numpy(), after.numpy()]))
+
+
+@dataclass
+class _Run:
+    """Everything one training session holds."""
+
+    opts: FinetuneOptions
+    env: training.Env
+    run_dir: Path
+    model_path: Path
+    in_user_models: bool
+    cfg: TranslatorConfig
+    critic: CriticConfig
+    mel_cfg: MelConfig
+    src: Crops
+    tgt: Crops
+    pairs: Crops | None
+    g: nn.Module
+    s: nn.Module
+    d: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    tally: training.Tally
+    vocoder: str | None
+
+    @property
+    def samplers(self) -> dict[str, torch.Generator]:
+        return {"source": self.src.rng, "target": self.tgt.rng, **({"pairs": self.pairs.rng} if self.pairs else {})}
+
+
+def _setup(opts: FinetuneOptions, env: training.Env) -> _Run:
+    run_dir = training.writable_dir(opts.run_dir or registry.home_dir() / "runs" / opts.name, "run folder")
+    model_path, in_user_models = _model_path(opts)
+    training.check_fresh(run_dir, opts.resume, opts.force)
+    if model_path.exists() and not (opts.resume or opts.force):
+        raise training.TrainingError(f"{model_path} exists; pass --force to replace it or --resume to continue its run")
+    resumed = training.load_state(run_dir / "last.pt", "translator") if opts.resume else None
+    init = None if resumed else _init(opts.init)
+    cfg, critic, frames = _settings(opts, resumed, init, run_dir / "last.pt")
+    mel_cfg = (resumed or init).mel if (resumed or init) else MelConfig()
+    src, tgt, pairs = _data(opts, env, mel_cfg, frames)
+    torch.manual_seed(opts.train.seed)  # the same initial weights on every rank (DDP also broadcasts them)
+    g, s = Generator(cfg), Siamese(cfg, critic.siamese_channels, critic.siamese_dim)
+    d = Discriminator(cfg, critic.disc_channels)
+    if resumed or init:  # released weights may be fp16
+        g.load_state_dict({k: v.float() for k, v in (resumed or init).state_dict.items()})
+    g, s, d = (training.wrap(m, env) for m in (g, s, d))  # on the device before optimizer state is loaded
+    hp = opts.hparams
+    opt_g = torch.optim.Adam([*g.parameters(), *s.parameters()], hp.lr, betas=(hp.beta1, hp.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), hp.lr_d, betas=(hp.beta1, hp.beta2))
+    r = _Run(opts, env, run_dir, model_path, in_user_models, cfg, critic, mel_cfg, src, tgt, pairs, g, s, d,
+             opt_g, opt_d, training.Tally(), _released_vocoder())  # fmt: skip
+    if resumed:
+        parts = {"siamese": s, "discriminator": d, "opt_g": opt_g, "opt_d": opt_d}
+        r.tally = training.unpack(resumed.extra["training"], parts, r.samplers, env)
+        training.say(env, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {r.tally.step}")
+    return r
+
+
+def _snapshot(r: _Run, with_state: bool = True) -> Checkpoint:
+    """G as a translator checkpoint; ``with_state`` adds all it takes to resume."""
+    o = r.opts
+    meta = {"name": o.name, **r.tally.meta(), "source": str(o.source), "target": str(o.target), "init": o.init,
+            "paired": r.pairs is not None, "genreshift": __version__}  # fmt: skip
+    parts = {"siamese": r.s, "discriminator": r.d, "opt_g": r.opt_g, "opt_d": r.opt_d}
+    state = training.pack(r.tally, parts, r.samplers)
+    state.update(critic=to_dict(r.critic), hparams=to_dict(o.hparams))
+    return Checkpoint("translator", "travelgan", r.cfg, r.mel_cfg, training.state_dict(r.g), genres=[o.name],
+                      vocoder=r.vocoder, meta=meta, extra={"training": state} if with_state else {})  # fmt: skip
+
+
+def _save_last(r: _Run) -> None:
+    if r.tally.saved != r.tally.step:
+        training.save(_snapshot(r), r.run_dir / "last.pt", r.env)
+        training.save(_snapshot(r, with_state=False), r.model_path, r.env)
+        r.tally.saved = r.tally.step
+
+
+def _evaluate(r: _Run, progress: training.Progress) -> None:
+    """Rank 0: validation figures, best.pt, and before/after samples."""
+    g, d, val_a = training.unwrap(r.g), training.unwrap(r.d), r.src.val()
+    r.tally.val = evaluate(g, d, val_a.to(r.env.device), r.tgt.val().to(r.env.device))
+    progress.record({"step": r.tally.step, **r.tally.val})
+    gap = r.tally.val["val_d_target"] - r.tally.val["val_d_translated"]  # how far translations are from passing
+    if gap < r.tally.best:
+        r.tally.best = gap
+        training.save(_snapshot(r), r.run_dir / "best.pt", r.env)
+    _write_samples(g, val_a, r.mel_cfg, training.writable_dir(r.run_dir / "samples", "samples folder"), r.tally.step)
+
+
+def run(opts: FinetuneOptions) -> FinetuneResult:
+    _check_name(opts)
+    tc = opts.train
+    with training.session(opts.device) as env:
+        r = _setup(opts, env)
+        t = r.tally
+        progress = training.Progress("finetune", tc.steps, t.step, env, r.run_dir, opts.quiet, tc.log_every)
+        try:
+            while t.step < tc.steps:
+                a, b = r.src.batch(tc.batch_size).to(env.device), r.tgt.batch(tc.batch_size).to(env.device)
+                pairs = r.pairs.batch(tc.batch_size).to(env.device) if r.pairs else None
+                t.losses = _train_step(r, a, b, pairs)
+                t.step += 1
+                training.check_finite(t.losses, t.step)
+                progress.step(t.step, t.losses)
+                if env.is_main and (t.step % tc.eval_every == 0 or t.step == tc.steps):
+                    _evaluate(r, progress)
+                if t.step % tc.save_every == 0:
+                    _save_last(r)
+        except KeyboardInterrupt:
+            _save_last(r)
+            raise training.Interrupted(t.step, r.run_dir / "last.pt") from None
+        finally:
+            progress.close()
+        if env.is_main and not t.val:  # resumed at the last step: still report figures
+            _evaluate(r, progress)
+        _save_last(r)
+        return FinetuneResult(r.model_path, r.run_dir, t.step, t.val, r.in_user_models)

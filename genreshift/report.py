@@ -1,0 +1,169 @@
+"""``genreshift convert ... --report report.html``: one self-contained page for listening.
+
+For each converted file: players for a short excerpt of the input and of the output, their
+log-mel spectrograms side by side, and links (relative to the page) to both whole files;
+then every file that failed or was skipped, and the settings used. Excerpts and images are
+embedded (base64 data URIs), so the page alone can be mailed or opened anywhere. Excerpts are Ogg Vorbis (about 20 times smaller than WAV); the images need
+matplotlib, the optional extra ``genreshift[report]``: without it the page has the players
+and says how to get the images.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from . import __version__, audio
+from .config import MelConfig
+from .mel import log_mel, pad_for_mel
+from .streaming import _UMASK
+
+EXCERPT_SECONDS = 10.0
+MAX_FILES = 50  # players and images for this many files; the page stays a few tens of MB
+MISSING_MATPLOTLIB = "--report: mel spectrogram images need matplotlib: pip install 'genreshift[report]'"
+
+
+def matplotlib_available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def settings_of(converter) -> dict[str, str]:
+    """What a reader of the page needs to reproduce it."""
+    o = converter.options
+    return {
+        "genreshift": __version__,
+        "genre": converter.genre,
+        "translator": o.model or f"registry model for '{converter.genre}'",
+        "vocoder": converter._vocoder.name if converter._vocoder is not None else o.vocoder,  # no load just for this
+        "device": str(converter.device),
+        "batch size": str(o.batch_size),
+        "translator windows": f"{o.chunk_frames} frames, {o.overlap} shared",
+        "channels": "each converted (--stereo)" if o.stereo else "mean of the channels",
+        "segment": f"{o.segment_seconds:g} s",
+        "output rate": f"{o.sample_rate} Hz" if o.sample_rate else "the input's",
+        "output format": o.format or "the input's",
+        "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def excerpt_window(duration: float) -> tuple[float, float]:
+    """(start, length) in seconds: from 30% into the track, where the music usually is."""
+    length = min(EXCERPT_SECONDS, duration)
+    return max(0.0, min(duration * 0.3, duration - length)), length
+
+
+def _read(path: Path, start: float, length: float) -> tuple[np.ndarray, int]:
+    info = sf.info(str(path))
+    first = int(start * info.samplerate)
+    data, rate = sf.read(str(path), start=first, frames=max(1, int(length * info.samplerate)), dtype="float32", always_2d=True)
+    return data[:, :2], rate  # browsers play at most stereo anyway
+
+
+def _audio_uri(data: np.ndarray, rate: int) -> str:
+    """Ogg Vorbis where libsndfile writes it (rates up to 48 kHz), else 16-bit WAV."""
+    if rate > 48000:
+        data = audio.resample(torch.from_numpy(data.T.copy()), rate, 48000).T.numpy()
+        rate = 48000
+    buf = io.BytesIO()
+    try:
+        sf.write(buf, np.clip(data, -1, 1), rate, format="OGG", subtype="VORBIS")
+        mime = "audio/ogg"
+    except Exception:
+        buf = io.BytesIO()
+        sf.write(buf, data, rate, format="WAV", subtype="PCM_16")
+        mime = "audio/wav"
+    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode()}"
+
+
+def _mel_uri(data: np.ndarray, rate: int, title: str, cfg: MelConfig) -> str:
+    from matplotlib.figure import Figure
+
+    wave = audio.resample(torch.from_numpy(data.mean(axis=1)), rate, cfg.sample_rate)
+    mel = log_mel(pad_for_mel(wave, cfg)[0], cfg).numpy()
+    fig = Figure(figsize=(6, 2.2), dpi=80)
+    ax = fig.add_subplot()
+    seconds = mel.shape[-1] * cfg.hop_length / cfg.sample_rate
+    ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=cfg.silence_level, vmax=1.0, extent=(0, seconds, 0, cfg.n_mels))
+    ax.set(title=title, xlabel="seconds", ylabel="mel bin")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"
+
+
+def _link(path: Path, base: Path) -> str:
+    """A link to a whole file, relative to the page, so the folder can be moved as a whole."""
+    try:
+        href = quote(Path(os.path.relpath(path.resolve(), base.resolve())).as_posix())
+    except ValueError:  # another drive (Windows): no relative path exists
+        href = path.resolve().as_uri()
+    return f'<a href="{href}">{html.escape(str(path))}</a>'
+
+
+def _file_section(result, images: bool, cfg: MelConfig, base: Path) -> str:
+    start, length = excerpt_window(result.duration)
+    parts = [f"<h2>{html.escape(str(result.source))}</h2>",
+             f"<p>{result.duration:.1f} s: {_link(Path(result.source), base)} &rarr; {_link(Path(result.output), base)};"
+             f" excerpt {start:.1f}&ndash;{start + length:.1f} s</p>",
+             '<div class="pair">']  # fmt: skip
+    for label, path in [("input", result.source), ("output", result.output)]:
+        data, rate = _read(Path(path), start, length)
+        parts.append(f'<figure><figcaption>{label}</figcaption><audio controls preload="none" src="{_audio_uri(data, rate)}"></audio>')
+        if images:
+            parts.append(f'<img alt="{label} log-mel spectrogram" src="{_mel_uri(data, rate, label, cfg)}">')
+        parts.append("</figure>")
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def write_report(path: Path, results: list, settings: dict[str, str], cfg: MelConfig | None = None) -> Path:
+    """Write the page atomically; returns its path. ``results`` are pipeline TrackResults."""
+    cfg = cfg or MelConfig()
+    images = matplotlib_available()
+    converted = [r for r in results if r.status == "converted"]
+    body = [f"<h1>genreshift: {html.escape(settings.get('genre', ''))}</h1>",
+            f"<p>{len(converted)} of {len(results)} file(s) converted.</p>"]  # fmt: skip
+    if not images:
+        body.append(f'<p class="note">{html.escape(MISSING_MATPLOTLIB)}</p>')
+    for r in converted[:MAX_FILES]:
+        body.append(_file_section(r, images, cfg, path.parent))
+    if len(converted) > MAX_FILES:
+        body.append(f"<p>{len(converted) - MAX_FILES} more converted file(s) not shown (the page shows {MAX_FILES}).</p>")
+    others = [r for r in results if r.status != "converted"]
+    if others:
+        rows = "".join(f"<tr><td>{html.escape(str(r.source))}</td><td>{r.status}</td><td>{html.escape(r.message)}</td></tr>" for r in others)
+        body.append(f"<h2>Not converted</h2><table><tr><th>file</th><th>status</th><th>reason</th></tr>{rows}</table>")
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items())
+    body.append(f"<h2>Settings</h2><table>{rows}</table>")
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>genreshift report</title>
+<style>body{{font-family:sans-serif;max-width:70em;margin:auto;padding:1em}} .pair{{display:flex;gap:1em;flex-wrap:wrap}}
+figure{{margin:0}} audio{{width:480px;display:block}} th{{text-align:left;padding-right:1em}} .note{{color:#a40}}</style>
+</head><body>
+{chr(10).join(body)}
+</body></html>
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a page is for sharing
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(page)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path

@@ -1,0 +1,267 @@
+"""Read, cut and write a track in pieces, so memory does not grow with its length.
+
+A track is decoded in blocks, resampled block by block, and converted as a sequence of
+*segments* of whole vocoder windows (about a minute of audio each). Every segment is cut
+from the same window plans a whole-file pass would use (``chunking.subplan``), with the
+audio, mel and translated mel its windows need on both sides, so each window sees exactly
+the neighbourhood it would see in one pass. The vocoder windows that straddle a segment
+border are not run twice: each segment hands the weighted sums over its last cross-fade to
+the next (``TrackWriter``), which adds its own. The result equals a whole-file pass up to
+float rounding, at a cost of a few translator windows per border.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+from . import chunking, mel as melmod
+from .audio import AudioError, AudioInfo, StreamResampler, _reason, resampled_length
+from .config import ChunkConfig, MelConfig
+
+BLOCK_SECONDS = 10.0  # decoded, resampled and encoded at a time: bounds transient memory
+MEL_CHUNK_FRAMES = 512  # log-mel frames computed at a time (6 s)
+_UMASK = os.umask(0o022)  # read once (umask can only be read by setting it) and put back
+os.umask(_UMASK)
+
+
+class TrackReader:
+    """Model-rate audio of one track, decoded on demand in blocks.
+
+    The track is seen as the whole-file front-end sees it: mixed down (unless ``mono`` is
+    false), resampled, and zero-padded to ``frames * hop`` samples. Slices must be asked
+    for in increasing order; audio before the last slice asked for is let go.
+    """
+
+    def __init__(self, path: Path, info: AudioInfo, cfg: MelConfig, mono: bool):
+        if info.frames <= 0:
+            raise AudioError(f"{path}: contains no audio (0 samples)")
+        self.path, self.info, self.cfg, self.mono = path, info, cfg, mono
+        self.length = resampled_length(info.frames, info.sample_rate, cfg.sample_rate)
+        self.frames = max(cfg.n_fft, -(-self.length // cfg.hop_length) * cfg.hop_length) // cfg.hop_length
+        self.channels = 1 if mono else info.channels
+        self.peak = 0.0  # loudest model-rate sample decoded so far (silence check)
+        self._file: sf.SoundFile | None = None
+        self._decoded = 0  # input samples read
+        self._resampler = StreamResampler(info.sample_rate, cfg.sample_rate)
+        self._buf = torch.zeros(self.channels, 0)  # model-rate audio from sample ``_start``
+        self._start = 0
+        self._done = False
+
+    def samples(self, lo: int, hi: int) -> torch.Tensor:
+        """(channels, hi - lo) model-rate samples, zero beyond the end of the audio."""
+        if lo < self._start:
+            raise ValueError("TrackReader slices must move forward")
+        while not self._done and self._start + self._buf.shape[-1] < hi:
+            self._read_block()
+        drop = lo - self._start
+        self._buf, self._start = self._buf[..., drop:], lo
+        out = self._buf[..., : hi - lo]
+        return F.pad(out, (0, hi - lo - out.shape[-1]))
+
+    def _read_block(self) -> None:
+        want = min(int(BLOCK_SECONDS * self.info.sample_rate), self.info.frames - self._decoded)
+        data = np.zeros((0, self.info.channels), np.float32)
+        if want > 0:
+            try:
+                if self._file is None:
+                    self._file = sf.SoundFile(str(self.path))
+                data = self._file.read(want, dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise AudioError(f"{self.path}: cannot decode audio ({_reason(exc)})") from None
+        if self._decoded == 0 and len(data) == 0:
+            raise AudioError(f"{self.path}: contains no audio (0 samples)")
+        if not np.isfinite(data).all():
+            raise AudioError(f"{self.path}: contains NaN or infinite samples; not converted")
+        self._decoded += len(data)
+        # A decoder that stops short of the length it reported ends the audio there: the rest
+        # of the plan (made from the reported length) sees silence.
+        last = len(data) < want or self._decoded >= self.info.frames
+        wave = torch.from_numpy(np.ascontiguousarray(data.T))
+        if self.mono:
+            wave = wave.mean(dim=0, keepdim=True)
+        wave = self._resampler.push(wave, last)
+        if wave.numel():
+            self.peak = max(self.peak, float(wave.abs().max()))
+        self._buf = torch.cat([self._buf, wave], dim=-1)
+        if last:
+            self._buf = self._buf[..., : self.length - self._start]
+            self.close()
+
+    def close(self) -> None:
+        self._done = True
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+@dataclass
+class Segment:
+    """One piece of a track: its mel, the windows to translate, and where its output goes."""
+
+    index: int
+    last: bool
+    mel: torch.Tensor  # (channels, n_mels, frames) from frame ``mel_start``
+    translate: chunking.Plan  # sources from the mel slice, targets from ``translated_start``
+    vocode: chunking.Plan  # sources from ``translated_start``, targets from ``out_start``
+    out_start: int  # first frame this segment's vocoder windows reach
+    emit: int  # frames from ``out_start`` that are final once this segment is added
+    seconds: float  # share of the track's duration, for progress
+    payload: object = None
+
+
+class SegmentPlanner:
+    """Cuts a track into segments of ``windows_per_segment`` vocoder windows."""
+
+    def __init__(self, reader: TrackReader, translate: ChunkConfig, vocode: ChunkConfig, windows_per_segment: int):
+        self.reader = reader
+        self.t_plan = chunking.plan_windows(reader.frames, translate)
+        self.v_plan = chunking.plan_windows(reader.frames, vocode)
+        self.per = max(1, windows_per_segment)
+        self.count = -(-len(self.v_plan.windows) // self.per)
+        self._t_ends = [w.target_start + w.keep_length for w in self.t_plan.windows]
+        self._t_starts = [w.target_start for w in self.t_plan.windows]
+        self.next_index = 0
+
+    def next_segment(self) -> Segment:
+        """Decode what segment ``next_index`` needs and cut its mel (a decode thread's job)."""
+        i, cfg, T = self.next_index, self.reader.cfg, self.reader.frames
+        vw = self.v_plan.windows
+        k0, k1 = i * self.per, min((i + 1) * self.per, len(vw))
+        last = k1 == len(vw)
+        # Translated frames the vocoder windows read, then the translator windows that make them.
+        u, v = vw[k0].source_start, min(vw[k1 - 1].source_start + self.v_plan.window_length, T)
+        j0, j1 = bisect_right(self._t_ends, u), bisect_left(self._t_starts, v)
+        tw = self.t_plan.windows
+        p, q = tw[j0].source_start, min(max(w.source_start for w in tw[j0:j1]) + self.t_plan.window_length, T)
+        mel = self._mel(p, q)
+        translated_start = tw[j0].target_start
+        out_start = vw[k0].target_start
+        end = T if last else vw[k1].target_start
+        self.next_index += 1
+        return Segment(
+            index=i,
+            last=last,
+            mel=mel,
+            translate=chunking.subplan(self.t_plan, j0, j1, p, translated_start),
+            vocode=chunking.subplan(self.v_plan, k0, k1, translated_start, out_start),
+            out_start=out_start,
+            emit=end - out_start,
+            seconds=self.reader.info.duration * (end - out_start) / T,
+        )
+
+    def _mel(self, p: int, q: int) -> torch.Tensor:
+        """Log-mel frames p..q-1: the samples they cover, with the whole-file reflect padding
+        only where the slice meets the ends of the track."""
+        cfg, total = self.reader.cfg, self.reader.frames * self.reader.cfg.hop_length
+        pad = melmod.edge_pad(cfg)
+        lo, hi = p * cfg.hop_length - pad, q * cfg.hop_length + pad
+        x = self.reader.samples(max(lo, 0), min(hi, total))
+        if lo < 0 or hi > total:
+            x = F.pad(x[:, None], (max(0, -lo), max(0, hi - total)), mode="reflect")[:, 0]
+        # A few seconds of frames at a time: the STFT of a whole segment would briefly take
+        # tens of MB (complex spectrum, magnitudes, copies), more than everything else here.
+        step, hop = MEL_CHUNK_FRAMES, cfg.hop_length
+        return torch.cat(
+            [melmod.log_mel_padded(x[:, f * hop : (f + step - 1) * hop + cfg.n_fft], cfg) for f in range(0, q - p, step)],
+            dim=-1,
+        )
+
+
+class TrackWriter:
+    """Writes a track's output as its segments arrive: adds the cross-fade sums carried over
+    a segment border, resamples to the output rate, and appends to a temp file beside the
+    output that is renamed when complete. Any failure or ``abort`` leaves neither."""
+
+    def __init__(self, path: Path, info: AudioInfo, rate: int, container: str, subtype: str | None, cfg: MelConfig, length: int):
+        self.path, self.info, self.rate = path, info, rate
+        self.container, self.subtype = container, subtype
+        self.hop = cfg.hop_length
+        self.length = length  # model-rate samples to emit in all
+        self.frames = max(1, round(info.frames * rate / info.sample_rate))  # output samples, exactly
+        self._resampler = StreamResampler(cfg.sample_rate, rate)
+        self._carry: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._emitted = 0
+        self._written = 0
+        self._tmp: str | None = None
+        self._file: sf.SoundFile | None = None
+        self.closed = False
+
+    def add(self, segment: Segment, out: torch.Tensor, total: torch.Tensor) -> bool:
+        """Add a segment's weighted sums (from ``chunking.accumulate``); True once complete."""
+        if self._carry is not None:
+            n = self._carry[1].shape[-1]
+            out[..., :n] += self._carry[0]
+            total[:n] += self._carry[1]
+        cut = segment.emit * self.hop
+        self._carry = (out[..., cut:].clone(), total[cut:].clone())  # not a view: frees ``out``
+        ready = out[..., :cut] / total[:cut]
+        ready = ready[..., : self.length - self._emitted]
+        self._emitted += ready.shape[-1]
+        try:
+            # In blocks: resampling and encoding a whole segment at once would make several
+            # copies of it (resampled, all channels, interleaved) at the output rate.
+            block = int(BLOCK_SECONDS * self._resampler.source_rate)
+            for at in range(0, max(ready.shape[-1], 1), block):
+                last = segment.last and at + block >= ready.shape[-1]
+                self._write(self._resampler.push(ready[..., at : at + block], last=last))
+            if segment.last:
+                self._finish()
+        except AudioError:
+            self.abort()
+            raise
+        return segment.last
+
+    def _write(self, wave: torch.Tensor) -> None:
+        wave = wave[..., : self.frames - self._written]
+        if wave.shape[-1] == 0:
+            return
+        if wave.shape[0] != self.info.channels:
+            wave = wave.expand(self.info.channels, -1)
+        data = wave.clamp(-1.0, 1.0).T.contiguous().numpy()
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part", dir=self.path.parent)
+                os.close(fd)
+                os.chmod(self._tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; music is for sharing
+                self._file = sf.SoundFile(
+                    self._tmp, "w", self.rate, self.info.channels, subtype=self.subtype, format=self.container
+                )
+            self._file.write(data)
+        except OSError as exc:
+            raise AudioError(f"{self.path}: cannot write output ({exc.strerror or exc})") from None
+        except Exception as exc:
+            raise AudioError(f"{self.path}: cannot write output ({_reason(exc)})") from None
+        self._written += data.shape[0]
+
+    def _finish(self) -> None:
+        if self._written < self.frames:  # the model-rate audio came out a sample or two short
+            self._write(torch.zeros(1, self.frames - self._written))
+        try:
+            self._file.close()
+            os.replace(self._tmp, self.path)
+        except Exception as exc:
+            raise AudioError(f"{self.path}: cannot write output ({_reason(exc)})") from None
+        self._file, self._tmp, self.closed = None, None, True
+
+    def abort(self) -> None:
+        """Drop the temp file; later segments of this track are ignored."""
+        self.closed = True
+        if self._file is not None:
+            try:
+                self._file.close()
+            except Exception:
+                pass
+            self._file = None
+        if self._tmp is not None:
+            Path(self._tmp).unlink(missing_ok=True)
+            self._tmp = None

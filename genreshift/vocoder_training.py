@@ -1,0 +1,278 @@
+"""``genreshift train-vocoder``: train the fast (Vocos-style) or the MelGAN vocoder on music.
+
+The generator learns from reconstruction losses alone for ``gan_start`` steps (L1 between
+log-mels of output and input, and a multi-resolution STFT loss), then a multi-scale and/or
+multi-period discriminator joins in (LSGAN or hinge) with feature matching, as in HiFi-GAN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import __version__, training
+from .checkpoint import Checkpoint
+from .config import (
+    FastVocoderConfig,
+    MelConfig,
+    MelGANConfig,
+    TrainConfig,
+    VocoderLossWeights,
+    VocoderTrainConfig,
+    to_dict,
+)
+from .discriminators import Discriminators, d_loss, feature_loss, g_loss, halves
+from .mel import log_mel
+from .training_data import Crops, crops_from
+from .vocoder import FastVocoder, MelGAN
+
+ARCHS = {"fast": (FastVocoderConfig, FastVocoder), "melgan": (MelGANConfig, MelGAN)}
+STFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))  # (n_fft, hop, win)
+
+
+@dataclass(frozen=True)
+class VocoderTrainOptions:
+    audio: tuple[Path, ...]
+    arch: str  # fast | melgan
+    name: str
+    out: Path | None = None  # run folder (default runs/NAME)
+    export: Path | None = None  # inference checkpoint (default <out>/NAME.pt)
+    device: str = "auto"
+    resume: bool = False
+    force: bool = False
+    quiet: bool = False
+    init: Path | None = None  # start from this vocoder checkpoint's weights (e.g. a released one)
+    cache_dir: Path | None = None  # default <GENRESHIFT_HOME>/cache/training
+    overrides: dict = field(default_factory=dict)  # model sizes and disc/disc_channels; None = keep
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=100_000, eval_every=1000, save_every=1000))
+    hparams: VocoderTrainConfig = field(default_factory=VocoderTrainConfig)
+    weights: VocoderLossWeights = field(default_factory=VocoderLossWeights)
+
+
+@dataclass
+class VocoderResult:
+    export: Path
+    run_dir: Path
+    step: int
+    val: dict[str, float]
+
+
+def stft_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean over resolutions of spectral convergence + L1 of log magnitudes (Parallel WaveGAN)."""
+    total = y.new_zeros(())
+    for n_fft, hop, win in STFT_RESOLUTIONS:
+        window = torch.hann_window(win, device=y.device)
+        a, b = (torch.stft(x, n_fft, hop, win, window, return_complex=True).abs().clamp(min=1e-7) for x in (y_hat, y))
+        total = total + torch.linalg.vector_norm(b - a) / torch.linalg.vector_norm(b) + F.l1_loss(a.log(), b.log())
+    return total / len(STFT_RESOLUTIONS)
+
+
+def _check(opts: VocoderTrainOptions) -> None:
+    if opts.arch not in ARCHS:
+        raise training.TrainingError(f"unknown --arch '{opts.arch}' (use fast or melgan)")
+    cls = ARCHS[opts.arch][0]
+    given = {k for k, v in opts.overrides.items() if v is not None}
+    other = given - set(cls.__dataclass_fields__) - {"disc", "disc_channels"}
+    if other:
+        raise training.TrainingError(f"{', '.join(sorted(other))} do(es) not apply to --arch {opts.arch}")
+    if opts.hparams.segment_frames * MelConfig().hop_length <= STFT_RESOLUTIONS[-1][0]:
+        raise training.TrainingError("--segment-frames must be at least 9 (the STFT loss needs 2048+ samples)")
+
+
+def _init(opts: VocoderTrainOptions) -> Checkpoint:
+    """--init: the generator weights of a vocoder checkpoint (a release file has no optimizer
+    state, so training continues from its weights with fresh optimizers and discriminators)."""
+    from . import checkpoint
+
+    try:
+        ckpt = checkpoint.load(opts.init)
+    except checkpoint.CheckpointError as exc:
+        raise training.TrainingError(str(exc)) from None
+    if ckpt.kind != "vocoder":
+        raise training.TrainingError(f"{opts.init}: is a {ckpt.kind} checkpoint; --init needs a vocoder")
+    return ckpt
+
+
+def _settings(opts: VocoderTrainOptions, resumed: Checkpoint | None, where: Path | None):
+    """Model and discriminator settings: the checkpoint's when resuming or starting from
+    --init (changes refused)."""
+    locked = str(where) if resumed else None
+    if resumed and resumed.arch != opts.arch:
+        raise training.TrainingError(f"{where} is a {resumed.arch} vocoder, not --arch {opts.arch}")
+    cfg = training.with_overrides(resumed.config if resumed else ARCHS[opts.arch][0](), opts.overrides, locked)
+    hp = opts.hparams
+    if resumed and "training" in resumed.extra:
+        saved = resumed.extra["training"]["hparams"]
+        hp = replace(hp, disc=saved["disc"], disc_channels=saved["disc_channels"])
+    # Discriminators come back only on --resume; after --init they start fresh, so any size goes.
+    disc_locked = locked if resumed and "training" in resumed.extra else None
+    hp = training.with_overrides(hp, {k: opts.overrides.get(k) for k in ("disc", "disc_channels")}, disc_locked)
+    if hp.disc not in {"msd", "mpd", "msd+mpd"} or hp.disc_channels % 4 or hp.gan_loss not in {"lsgan", "hinge"}:
+        raise training.TrainingError(
+            "--disc is msd, mpd or msd+mpd; --disc-channels a multiple of 4; --gan-loss lsgan or hinge"
+        )
+    return cfg, hp
+
+
+@dataclass
+class _Run:
+    """Everything one training session holds."""
+
+    opts: VocoderTrainOptions
+    env: training.Env
+    run_dir: Path
+    export: Path
+    cfg: FastVocoderConfig | MelGANConfig
+    hp: VocoderTrainConfig
+    mel_cfg: MelConfig
+    crops: Crops
+    g: nn.Module
+    d: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    tally: training.Tally
+
+
+def _setup(opts: VocoderTrainOptions, env: training.Env) -> _Run:
+    run_dir = training.writable_dir(opts.out or Path("runs") / opts.name, "run folder")
+    export = opts.export or run_dir / f"{opts.name}.pt"
+    training.writable_dir(export.parent, "export folder")
+    training.check_fresh(run_dir, opts.resume, opts.force)
+    resumed = training.load_state(run_dir / "last.pt", "vocoder") if opts.resume else None
+    init = _init(opts) if opts.init and not resumed else None
+    cfg, hp = _settings(opts, resumed or init, run_dir / "last.pt" if resumed else opts.init)
+    mel_cfg = (resumed or init).mel if (resumed or init) else MelConfig()
+    crops = _crops(opts, env, mel_cfg, hp)
+    torch.manual_seed(opts.train.seed)  # the same initial weights on every rank (DDP also broadcasts them)
+    g, d = ARCHS[opts.arch][1](cfg), Discriminators(hp.disc, hp.disc_channels)
+    if resumed or init:
+        g.load_state_dict({k: v.float() for k, v in (resumed or init).state_dict.items()})
+    g, d = training.wrap(g, env), training.wrap(d, env)  # on the device before optimizer state is loaded
+    opt_g = torch.optim.AdamW(g.parameters(), hp.lr, betas=(hp.beta1, hp.beta2))
+    opt_d = torch.optim.AdamW(d.parameters(), hp.lr, betas=(hp.beta1, hp.beta2))
+    tally = training.Tally()
+    if resumed:
+        parts = {"discriminator": d, "opt_g": opt_g, "opt_d": opt_d}
+        tally = training.unpack(resumed.extra["training"], parts, {"train": crops.rng}, env)
+        training.say(env, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {tally.step}")
+    return _Run(opts, env, run_dir, export, cfg, hp, mel_cfg, crops, g, d, opt_g, opt_d, tally)
+
+
+def _crops(opts: VocoderTrainOptions, env: training.Env, mel_cfg: MelConfig, hp: VocoderTrainConfig) -> Crops:
+    from .registry import home_dir
+
+    tc = opts.train
+    cache = opts.cache_dir or home_dir() / "cache" / "training"
+    say = lambda text: training.say(env, opts.quiet, text)  # noqa: E731
+    with training.main_first(env):  # rank 0 fills the cache, the others then read it
+        folders = list(opts.audio)
+        return crops_from(folders, "wave", hp.segment_frames, mel_cfg, tc, tc.seed, env.rank, cache, env.is_main, say)
+
+
+def _snapshot(r: _Run, with_state: bool = True) -> Checkpoint:
+    """The generator as a vocoder checkpoint; ``with_state`` adds all it takes to resume."""
+    t = r.tally
+    meta = {"name": r.opts.name, **t.meta(), "audio": [str(p) for p in r.opts.audio], "genreshift": __version__}
+    state = training.pack(t, {"discriminator": r.d, "opt_g": r.opt_g, "opt_d": r.opt_d}, {"train": r.crops.rng})
+    state["hparams"] = to_dict(r.hp)
+    extra = {"training": state} if with_state else {}
+    return Checkpoint("vocoder", r.opts.arch, r.cfg, r.mel_cfg, training.state_dict(r.g), meta=meta, extra=extra)
+
+
+def _save_last(r: _Run) -> None:
+    if r.tally.saved != r.tally.step:
+        training.save(_snapshot(r), r.run_dir / "last.pt", r.env)
+        training.save(_snapshot(r, with_state=False), r.export, r.env)
+        r.tally.saved = r.tally.step
+
+
+def _train_step(r: _Run, wave: torch.Tensor) -> dict[str, float]:
+    g, d, opt_g, opt_d, hp, w, mel_cfg = r.g, r.d, r.opt_g, r.opt_d, r.hp, r.opts.weights, r.mel_cfg
+    gan = r.tally.step >= hp.gan_start
+    mel_in = log_mel(wave, mel_cfg)
+    y_hat = g(mel_in)
+    losses: dict[str, torch.Tensor] = {}
+    if gan:  # D first, then G against the updated D (the HiFi-GAN order)
+        losses["d"] = d_loss(d(wave), d(y_hat.detach()), hp.gan_loss)
+        opt_d.zero_grad(set_to_none=True)
+        losses["d"].backward()
+        opt_d.step()
+    losses["mel"] = F.l1_loss(log_mel(y_hat, mel_cfg), mel_in)
+    losses["stft"] = stft_loss(y_hat, wave)
+    total = w.mel * losses["mel"] + w.stft * losses["stft"]
+    if gan:
+        with training.no_sync(d):  # D's gradients from this pass are thrown away, not all-reduced
+            outs = d(torch.cat([wave, y_hat]))
+        real, fake = halves(outs)
+        losses["adv"], losses["fm"] = g_loss(fake, hp.gan_loss), feature_loss(real, fake)
+        total = total + w.adversarial * losses["adv"] + w.feature * losses["fm"]
+    opt_g.zero_grad(set_to_none=True)
+    total.backward()
+    opt_g.step()
+    return {k: float(v.detach()) for k, v in losses.items()}
+
+
+@torch.no_grad()
+def evaluate(g: nn.Module, val: torch.Tensor, mel_cfg: MelConfig, batch: int) -> tuple[dict, torch.Tensor]:
+    """Mel L1 and multi-resolution STFT distance on held-out segments, and G's output."""
+    device = next(g.parameters()).device
+    l1 = st = 0.0
+    outs = []
+    for chunk in val.split(batch):
+        chunk = chunk.to(device)
+        mel_in = log_mel(chunk, mel_cfg)
+        y = g(mel_in)
+        l1 += float(F.l1_loss(log_mel(y, mel_cfg), mel_in)) * len(chunk)
+        st += float(stft_loss(y, chunk)) * len(chunk)
+        outs.append(y.cpu())
+    return {"val_mel_l1": l1 / len(val), "val_stft": st / len(val)}, torch.cat(outs)
+
+
+def _evaluate(r: _Run, progress: training.Progress) -> None:
+    """Rank 0: validation figures, best.pt, and a sample to listen to and look at."""
+    val = r.crops.val()
+    r.tally.val, out = evaluate(training.unwrap(r.g), val, r.mel_cfg, r.opts.train.batch_size)
+    progress.record({"step": r.tally.step, **r.tally.val})
+    if r.tally.val["val_mel_l1"] < r.tally.best:
+        r.tally.best = r.tally.val["val_mel_l1"]
+        training.save(_snapshot(r), r.run_dir / "best.pt", r.env)
+    samples = training.writable_dir(r.run_dir / "samples", "samples folder")
+    real, fake = val[:4].flatten(), out[:4].flatten()
+    if not (samples / "reference.wav").exists():
+        training.write_wav(samples / "reference.wav", real, r.mel_cfg.sample_rate)
+    training.write_wav(samples / f"step_{r.tally.step:07d}.wav", fake, r.mel_cfg.sample_rate)
+    mels = [log_mel(x, r.mel_cfg).numpy() for x in (real, fake)]
+    training.write_bytes(samples / f"step_{r.tally.step:07d}.png", training.spectrogram_png(mels))
+
+
+def run(opts: VocoderTrainOptions) -> VocoderResult:
+    _check(opts)
+    tc = opts.train
+    with training.session(opts.device) as env:
+        r = _setup(opts, env)
+        t = r.tally
+        progress = training.Progress("train-vocoder", tc.steps, t.step, env, r.run_dir, opts.quiet, tc.log_every)
+        try:
+            while t.step < tc.steps:
+                wave = r.crops.batch(tc.batch_size).to(env.device)
+                t.losses = _train_step(r, wave)
+                t.step += 1
+                training.check_finite(t.losses, t.step)
+                progress.step(t.step, t.losses)
+                if env.is_main and (t.step % tc.eval_every == 0 or t.step == tc.steps):
+                    _evaluate(r, progress)
+                if t.step % tc.save_every == 0:
+                    _save_last(r)
+        except KeyboardInterrupt:
+            _save_last(r)
+            raise training.Interrupted(t.step, r.run_dir / "last.pt") from None
+        finally:
+            progress.close()
+        if env.is_main and not t.val:  # resumed at the last step: still report figures
+            _evaluate(r, progress)
+        _save_last(r)
+        return VocoderResult(r.export, r.run_dir, t.step, t.val)

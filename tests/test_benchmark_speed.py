@@ -1,0 +1,26 @@
+"""benchmarks/speed.py --quick runs and prints its table (a smoke test, not a measurement)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "speed.py"
+
+
+def test_speed_benchmark_quick(tmp_path):
+    out = tmp_path / "speed.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--only", "long,stages", "--workdir", str(tmp_path), "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| group | configuration |" in proc.stdout and "RANDOM weights" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    names = {r["name"] for r in rows}
+    assert {"decode", "mel", "translate", "vocode fast", "encode"} <= names
+    assert any(n.startswith("4 x 3 s") for n in names)
+    for r in rows:
+        assert r["rss_mb"] > 50 and (r["spec"]["op"] == "idle" or r["wall_s"] > 0)

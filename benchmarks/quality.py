@@ -218,7 +218,7 @@ def main() -> None:
 
     voc = vocoder_table(val_audio, available_vocoders())
     print(f"\nVocoders on {len(val_audio)} held-out excerpts of {args.seconds:.0f} s (lower is better)\n")
-    print(f"| vocoder | MR-STFT distance | log-mel L1 | speed (x real time) |\n|---|---|---|---|")
+    print("| vocoder | MR-STFT distance | log-mel L1 | speed (x real time) |\n|---|---|---|---|")
     for name, r in voc.items():
         print(f"| {name} | {r['stft']:.3f} | {r['mel_l1']:.3f} | {r['rtf']:.0f} |")
     if "fast" in voc:
@@ -230,7 +230,7 @@ def main() -> None:
     clf = train_classifier(args.corpus, train, genres, args.train_seconds)
     val_feats = {g: torch.cat([window_features(a) for r, a in zip([r for r in rows if r["split"] == "val"], val_audio) if r["genre"] == g]) for g in genres}
     acc = {g: float((clf.predict(f) == genres.index(g)).float().mean()) for g, f in val_feats.items()}
-    print(f"\nGenre classifier accuracy on held-out windows (unconverted): "
+    print("\nGenre classifier accuracy on held-out windows (unconverted): "
           + ", ".join(f"{g} {100 * a:.0f}%" for g, a in acc.items()))  # fmt: skip
 
     usable = [g for g in genres if g in models.known_genres()]

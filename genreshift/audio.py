@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +12,8 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
+
+from .atomic import replacing
 
 
 class AudioError(Exception):
@@ -207,17 +208,11 @@ def _probe_write(container: str, subtype: str | None, rate: int) -> bool:
 
 def write_atomic(path: Path, audio: torch.Tensor, rate: int, container: str, subtype: str | None) -> None:
     """Write (channels, samples) audio to a temp file beside ``path``, then rename."""
+    data = audio.clamp(-1.0, 1.0).T.contiguous().cpu().numpy()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
-        os.close(fd)
+        with replacing(path) as tmp:
+            sf.write(tmp, data, rate, subtype=subtype, format=container)
     except OSError as exc:
         raise AudioError(f"{path}: cannot write output ({exc.strerror or exc})") from None
-    try:
-        data = audio.clamp(-1.0, 1.0).T.contiguous().cpu().numpy()
-        sf.write(tmp, data, rate, subtype=subtype, format=container)
-        os.replace(tmp, path)
     except Exception as exc:
         raise AudioError(f"{path}: cannot write output ({_reason(exc)})") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)

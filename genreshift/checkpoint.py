@@ -13,7 +13,6 @@ See docs/checkpoints.md.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .atomic import replacing
 from .config import (
     FastVocoderConfig,
     MelConfig,
@@ -84,16 +84,8 @@ class Checkpoint:
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """torch.save to a temp file beside ``path``, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(Path(path), ".tmp") as tmp:
+        torch.save(obj, tmp)
 
 
 def save(ckpt: Checkpoint, path: str | os.PathLike, half: bool = False) -> None:

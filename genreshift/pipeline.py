@@ -191,10 +191,11 @@ class Converter:
         write = ThreadPoolExecutor(1, thread_name_prefix="genreshift-write")
         try:
             # Each open track has at most one segment decoding; the next tracks' first
-            # segments decode while the models work on the current one.
+            # segments decode while the models work on the current one (two ahead: short
+            # files go through the models faster than one decode thread keeps up with).
             pending, active = deque(works), deque()
             while pending or active:
-                while pending and len(active) < workers + 1:
+                while pending and len(active) < workers + 2:
                     work = pending.popleft()
                     active.append((work, decode.submit(self._next_segment, work)))
                 work, future = active.popleft()

@@ -19,11 +19,12 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from .atomic import replacing
 
 DEFAULT_BASE_URL = "https://github.com/genreshift/genreshift-weights/releases/download/v1/"
 
@@ -194,15 +195,10 @@ def _download(url: str, entry: Entry, target: Path, progress: bool) -> None:
 
 def _copy_local(source: Path, entry: Entry, target: Path) -> None:
     """A file:// mirror: copy into the cache under a temp name, check, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{entry.file}.", dir=target.parent)
-    os.close(fd)
-    try:
+    with replacing(target) as tmp:
         shutil.copyfile(source, tmp)
-        if not _is_good(Path(tmp), entry):
+        if not _is_good(tmp, entry):
             raise WeightsError(_corrupt_message(entry, source.as_uri()))
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def remove(entry: Entry) -> bool:

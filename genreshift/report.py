@@ -14,7 +14,6 @@ import base64
 import html
 import io
 import os
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -26,7 +25,7 @@ import torch
 from . import __version__, audio
 from .config import MelConfig
 from .mel import log_mel, pad_for_mel
-from .streaming import _UMASK
+from .atomic import replacing
 
 EXCERPT_SECONDS = 10.0
 MAX_FILES = 50  # players and images for this many files; the page stays a few tens of MB
@@ -157,13 +156,6 @@ figure{{margin:0}} audio{{width:480px;display:block}} th{{text-align:left;paddin
 {chr(10).join(body)}
 </body></html>
 """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a page is for sharing
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with replacing(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return path

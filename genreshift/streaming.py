@@ -13,7 +13,6 @@ float rounding, at a cost of a few translator windows per border.
 from __future__ import annotations
 
 import os
-import tempfile
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +23,12 @@ import torch
 import torch.nn.functional as F
 
 from . import chunking, mel as melmod
+from .atomic import temp_beside
 from .audio import AudioError, AudioInfo, StreamResampler, _reason, resampled_length
 from .config import ChunkConfig, MelConfig
 
 BLOCK_SECONDS = 10.0  # decoded, resampled and encoded at a time: bounds transient memory
 MEL_CHUNK_FRAMES = 512  # log-mel frames computed at a time (6 s)
-_UMASK = os.umask(0o022)  # read once (umask can only be read by setting it) and put back
-os.umask(_UMASK)
 
 
 class TrackReader:
@@ -109,7 +107,7 @@ class Segment:
 
     index: int
     last: bool
-    mel: torch.Tensor  # (channels, n_mels, frames) from frame ``mel_start``
+    mel: torch.Tensor  # (channels, n_mels, frames): the frames its translator windows read
     translate: chunking.Plan  # sources from the mel slice, targets from ``translated_start``
     vocode: chunking.Plan  # sources from ``translated_start``, targets from ``out_start``
     out_start: int  # first frame this segment's vocoder windows reach
@@ -133,7 +131,7 @@ class SegmentPlanner:
 
     def next_segment(self) -> Segment:
         """Decode what segment ``next_index`` needs and cut its mel (a decode thread's job)."""
-        i, cfg, T = self.next_index, self.reader.cfg, self.reader.frames
+        i, T = self.next_index, self.reader.frames
         vw = self.v_plan.windows
         k0, k1 = i * self.per, min((i + 1) * self.per, len(vw))
         last = k1 == len(vw)
@@ -229,10 +227,7 @@ class TrackWriter:
         data = wave.clamp(-1.0, 1.0).T.contiguous().numpy()
         try:
             if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part", dir=self.path.parent)
-                os.close(fd)
-                os.chmod(self._tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; music is for sharing
+                self._tmp = temp_beside(self.path)
                 self._file = sf.SoundFile(
                     self._tmp, "w", self.rate, self.info.channels, subtype=self.subtype, format=self.container
                 )

@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch import nn
 
 from . import checkpoint
+from .atomic import replacing
 from .checkpoint import Checkpoint, CheckpointError
 from .device import resolve_device
 
@@ -336,9 +337,8 @@ def spectrogram_png(mels: list[np.ndarray], lo: float = -5.0, hi: float = 1.5) -
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_wav(path: Path, wave: torch.Tensor, rate: int) -> None:

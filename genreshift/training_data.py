@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .atomic import replacing
 from . import audio, mel as melmod
 from .audio import AudioError
 from .config import MelConfig, TrainConfig
@@ -112,11 +111,8 @@ def _long_log_mel(wave: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
 def _save_npy(path: Path, array: np.ndarray) -> None:
     """Write beside the final name, then rename: a crash never leaves half a cache file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
+        with replacing(path, ".tmp") as tmp, open(tmp, "wb") as f:
             np.save(f, array)
-        os.replace(tmp, path)
     except OSError:
         pass  # an unwritable cache only costs time: the data is already in memory
 

@@ -78,7 +78,10 @@ def test_finetune_then_convert_by_name(served, folders, tmp_path):
     assert sf.info(str(tmp_path / "out" / "song.wav")).frames == round(0.7 * 22050)
 
 
-def test_paired_and_model_path(folders, tmp_path):
+def test_paired_and_model_path(folders, tmp_path, monkeypatch):
+    empty = tmp_path / "registry.json"
+    empty.write_text('{"version": 1, "files": []}')
+    monkeypatch.setenv("GENRESHIFT_REGISTRY", str(empty))  # no released vocoder to name
     model = tmp_path / "models" / "x.pt"
     result = finetune(folders, "x", "--steps", "2", "--paired", "--out", model)
     assert result.exit_code == 0, result.output

@@ -26,12 +26,17 @@ class ScaleDiscriminator(nn.Module):
         self.post = _wn(nn.Conv1d(4 * c, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        return x.flatten(1), feats + [x]
+        return _conv_stack(self.convs, self.post, x)
+
+
+def _conv_stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run the layers, keeping every activation for feature matching; scores flattened."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
+        feats.append(x)
+    x = post(x)
+    return x.flatten(1), feats + [x]
 
 
 class PeriodDiscriminator(nn.Module):
@@ -48,12 +53,7 @@ class PeriodDiscriminator(nn.Module):
         b, _, t = x.shape
         x = F.pad(x, (0, (-t) % self.period), mode="reflect")
         x = x.view(b, 1, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        return x.flatten(1), feats + [x]
+        return _conv_stack(self.convs, self.post, x)
 
 
 class Discriminators(nn.Module):

@@ -18,7 +18,7 @@ import time
 import zlib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -249,6 +249,32 @@ def check_finite(losses: dict[str, float], step: int) -> None:
 
 def _fmt(values: dict[str, float]) -> str:
     return " ".join(f"{k} {v:.4g}" for k, v in values.items())
+
+
+def train_loop(title: str, tc: Any, env: "Env", run_dir: Path, quiet: bool, tally: "Tally",
+               step: Callable[[], dict[str, float]], evaluate: Callable[["Progress"], None],
+               save_last: Callable[[], None]) -> None:  # fmt: skip
+    """The loop both trainers share: step until ``tc.steps``, evaluate on rank 0 every
+    ``tc.eval_every``, save every ``tc.save_every``, and save before leaving on Ctrl-C."""
+    progress = Progress(title, tc.steps, tally.step, env, run_dir, quiet, tc.log_every)
+    try:
+        while tally.step < tc.steps:
+            tally.losses = step()
+            tally.step += 1
+            check_finite(tally.losses, tally.step)
+            progress.step(tally.step, tally.losses)
+            if env.is_main and (tally.step % tc.eval_every == 0 or tally.step == tc.steps):
+                evaluate(progress)
+            if tally.step % tc.save_every == 0:
+                save_last()
+    except KeyboardInterrupt:
+        save_last()
+        raise Interrupted(tally.step, run_dir / "last.pt") from None
+    finally:
+        progress.close()
+    if env.is_main and not tally.val:  # resumed at the last step: still report figures
+        evaluate(progress)
+    save_last()
 
 
 class Progress:

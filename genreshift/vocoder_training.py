@@ -254,25 +254,10 @@ def run(opts: VocoderTrainOptions) -> VocoderResult:
     tc = opts.train
     with training.session(opts.device) as env:
         r = _setup(opts, env)
-        t = r.tally
-        progress = training.Progress("train-vocoder", tc.steps, t.step, env, r.run_dir, opts.quiet, tc.log_every)
-        try:
-            while t.step < tc.steps:
-                wave = r.crops.batch(tc.batch_size).to(env.device)
-                t.losses = _train_step(r, wave)
-                t.step += 1
-                training.check_finite(t.losses, t.step)
-                progress.step(t.step, t.losses)
-                if env.is_main and (t.step % tc.eval_every == 0 or t.step == tc.steps):
-                    _evaluate(r, progress)
-                if t.step % tc.save_every == 0:
-                    _save_last(r)
-        except KeyboardInterrupt:
-            _save_last(r)
-            raise training.Interrupted(t.step, r.run_dir / "last.pt") from None
-        finally:
-            progress.close()
-        if env.is_main and not t.val:  # resumed at the last step: still report figures
-            _evaluate(r, progress)
-        _save_last(r)
-        return VocoderResult(r.export, r.run_dir, t.step, t.val)
+
+        def step() -> dict[str, float]:
+            return _train_step(r, r.crops.batch(tc.batch_size).to(env.device))
+
+        training.train_loop("train-vocoder", tc, env, r.run_dir, opts.quiet, r.tally, step,
+                            lambda progress: _evaluate(r, progress), lambda: _save_last(r))  # fmt: skip
+        return VocoderResult(r.export, r.run_dir, r.tally.step, r.tally.val)

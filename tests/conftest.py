@@ -24,6 +24,15 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("GENRESHIFT_HOME", str(tmp_path / "home"))
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from threads, and the CPU is shared (training tests)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def weights_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("weights")

@@ -29,13 +29,7 @@ TINY = ["--disc-channels", "4", "--segment-frames", "16", "--batch-size", "2", "
         "--save-every", "2", "--val-segments", "2"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Reproduce the released weights (docs/training.md): corpus -> views -> vocoder ->
+# translators -> fp16 release files + registry -> quality table.
+# Usage: scripts/release.sh [WORK_DIR]   (default /work; needs ~2 GB of disk)
+# Step counts default to the v1 release and can be raised: VOCODER_STEPS, TRANSLATOR_STEPS.
+# Each training command can be interrupted and continued by re-running it with --resume.
+set -euo pipefail
+work="${1:-/work}"
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+export GENRESHIFT_HOME="$work/gs-home"
+# Train against an empty registry, so the genre names are free (they are built-in once released).
+echo '{"version": 1, "files": []}' > "$work/empty-registry.json"
+export GENRESHIFT_REGISTRY="$work/empty-registry.json"
+# One thread per job: on a 2-core machine the vocoder and a translator train side by side.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+python "$repo/scripts/build_corpus.py" --out "$work/corpus"
+python "$repo/scripts/corpus_views.py" --corpus "$work/corpus" --out "$work/corpus-views"
+
+# The fast vocoder, reconstruction losses only (a discriminator step costs ~10x a G step on a CPU).
+genreshift train-vocoder --audio "$work/corpus-views/all" --arch fast --name fast \
+  --steps "${VOCODER_STEPS:-9000}" --batch-size 16 --segment-frames 32 --out "$work/runs/vocoder-fast" \
+  --max-seconds-per-track 120 --eval-every 500 --save-every 500 --log-every 100 --gan-start 1000000000 --quiet &
+
+# One translator per genre: target = the genre, source = the other genres pooled.
+for genre in rock orchestral electronic; do
+  genreshift finetune --source "$work/corpus-views/not-$genre" --target "$work/corpus-views/$genre" \
+    --name "$genre" --init scratch --steps "${TRANSLATOR_STEPS:-1500}" --batch-size 16 \
+    --out "$work/runs/translators/" --run-dir "$work/runs/tr-$genre" --max-seconds-per-track 120 \
+    --eval-every 250 --save-every 250 --log-every 50 --quiet --force
+done
+wait
+
+unset GENRESHIFT_REGISTRY
+python "$repo/scripts/package_weights.py" --vocoder fast="$work/runs/vocoder-fast/fast.pt" \
+  --translator rock="$work/runs/translators/rock.pt" \
+  --translator orchestral="$work/runs/translators/orchestral.pt" \
+  --translator electronic="$work/runs/translators/electronic.pt" \
+  --default-vocoder "${DEFAULT_VOCODER:-griffinlim}"
+python "$repo/benchmarks/quality.py" --corpus "$work/corpus" --json "$work/quality.json"

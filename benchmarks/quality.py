@@ -11,7 +11,9 @@ Reads the corpus manifest written by scripts/build_corpus.py (train/val split), 
    mel bin over 3 s windows) is trained on the training tracks, then scores the held-out
    tracks of the *other* genres before and after `convert --to GENRE`: how often it says
    GENRE. Content kept: correlation between input and output of the chroma (12 pitch
-   classes over time) and of the loudness envelope over time.
+   classes over time) and of the loudness envelope over time. The same figures for the
+   clips sent through mel and the vocoder alone (no translator) show what the vocoder
+   changes by itself.
 """
 
 from __future__ import annotations
@@ -171,23 +173,37 @@ def convert_excerpts(genre: str, clips: dict[str, torch.Tensor], vocoder: str) -
         return {name: torch.from_numpy(sf.read(str(dst / f"{name}.wav"), dtype="float32")[0]) for name in clips}
 
 
+def resynthesize(genre: str, clips: dict[str, torch.Tensor], vocoder: str) -> dict[str, torch.Tensor]:
+    """The same clips through mel and the same vocoder, *without* translation: the baseline
+    that separates what the translator changes from what the vocoder changes."""
+    net = models.load_vocoder(vocoder, models.load_translator(genre), torch.device("cpu")).module
+    with torch.inference_mode():
+        return {k: net(log_mel(a, MEL)[None])[0] for k, a in clips.items()}
+
+
+def _scores(clf, target: int, clips: dict, outputs: dict) -> dict[str, float]:
+    says = torch.cat([clf.predict(window_features(outputs[k])) for k in clips])
+    return {
+        "says_target": float((says == target).float().mean()),
+        "chroma_corr": float(np.mean([correlation(chroma(clips[k]), chroma(outputs[k])) for k in clips])),
+        "envelope_corr": float(np.mean([correlation(envelope(clips[k]), envelope(outputs[k])) for k in clips])),
+    }
+
+
 def translation_table(corpus, rows, genres, clf, seconds, vocoder) -> dict[str, dict]:
     val = [r for r in rows if r["split"] == "val"]
     clips = {Path(r["path"]).stem: (r["genre"], excerpt(corpus / r["path"], seconds)) for r in val}
     out = {}
     for genre in genres:
         others = {k: a for k, (g, a) in clips.items() if g != genre}
-        converted = convert_excerpts(genre, others, vocoder)
         target = genres.index(genre)
         before = torch.cat([clf.predict(window_features(a)) for a in others.values()])
-        after = torch.cat([clf.predict(window_features(converted[k])) for k in others])
         out[genre] = {
             "tracks": len(others),
             "windows": len(before),
             "before": float((before == target).float().mean()),
-            "after": float((after == target).float().mean()),
-            "chroma_corr": float(np.mean([correlation(chroma(others[k]), chroma(converted[k])) for k in others])),
-            "envelope_corr": float(np.mean([correlation(envelope(others[k]), envelope(converted[k])) for k in others])),
+            "vocoder_only": _scores(clf, target, others, resynthesize(genre, others, vocoder)),
+            "converted": _scores(clf, target, others, convert_excerpts(genre, others, vocoder)),
         }
     return out
 
@@ -222,9 +238,11 @@ def main() -> None:
     for name, r in voc.items():
         print(f"| {name} | {r['stft']:.3f} | {r['mel_l1']:.3f} | {r['rtf']:.0f} |")
     if "fast" in voc:
-        gl = voc["griffinlim"]
-        print(f"\nfast vs griffinlim: MR-STFT {100 * (1 - voc['fast']['stft'] / gl['stft']):+.1f}% lower, "
-              f"log-mel L1 {100 * (1 - voc['fast']['mel_l1'] / gl['mel_l1']):+.1f}% lower")  # fmt: skip
+        fast, gl = voc["fast"], voc["griffinlim"]
+        for key, label in (("stft", "MR-STFT distance"), ("mel_l1", "log-mel L1")):
+            change = 100 * (fast[key] / gl[key] - 1)
+            verdict = "fast beats griffinlim" if change < 0 else "griffinlim beats fast"
+            print(f"{label}: fast {fast[key]:.3f} vs griffinlim {gl[key]:.3f} ({change:+.0f}%): {verdict}")
 
     train = [r for r in rows if r["split"] == "train"]
     clf = train_classifier(args.corpus, train, genres, args.train_seconds)
@@ -236,11 +254,14 @@ def main() -> None:
     usable = [g for g in genres if g in models.known_genres()]
     trans = translation_table(args.corpus, rows, usable, clf, args.seconds, args.vocoder)
     print(f"\nTranslation of held-out tracks of the other genres (vocoder: {args.vocoder})\n")
-    print("| --to | tracks | windows | says target before | says target after | chroma corr. | envelope corr. |")
-    print("|---|---|---|---|---|---|---|")
+    print("| --to | tracks | windows | says target: input | vocoder only | converted "
+          "| chroma corr.: vocoder only | converted | envelope corr.: vocoder only | converted |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for g, r in trans.items():
-        print(f"| {g} | {r['tracks']} | {r['windows']} | {100 * r['before']:.0f}% | {100 * r['after']:.0f}% | "
-              f"{r['chroma_corr']:.2f} | {r['envelope_corr']:.2f} |")  # fmt: skip
+        v, c = r["vocoder_only"], r["converted"]
+        print(f"| {g} | {r['tracks']} | {r['windows']} | {100 * r['before']:.0f}% | {100 * v['says_target']:.0f}% "
+              f"| {100 * c['says_target']:.0f}% | {v['chroma_corr']:.2f} | {c['chroma_corr']:.2f} "
+              f"| {v['envelope_corr']:.2f} | {c['envelope_corr']:.2f} |")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"vocoders": voc, "classifier_acc": acc, "translation": trans}, indent=1))
 

@@ -182,9 +182,13 @@ def _settings(opts: FinetuneOptions, resumed: Checkpoint | None, init: Checkpoin
 
 
 def _released_vocoder() -> str | None:
-    """The vocoder a new translator names: "fast" once a fast vocoder is released."""
-    entry = registry.find_entry("fast")
-    return "fast" if entry is not None and entry.kind == "vocoder" else None
+    """The vocoder a new translator names: the one the released translators use (the release
+    picks it by measured quality), else "fast" once a fast vocoder is released."""
+    entries = registry.registry_entries()
+    for e in entries:
+        if e.kind == "translator" and e.vocoder:
+            return e.vocoder
+    return "fast" if any(e.model == "fast" and e.kind == "vocoder" for e in entries) else None
 
 
 def _data(opts: FinetuneOptions, env: training.Env, mel_cfg: MelConfig, frames: int):

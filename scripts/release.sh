@@ -2,7 +2,7 @@
 # Reproduce the released weights (docs/training.md): corpus -> views -> vocoder ->
 # translators -> fp16 release files + registry -> quality table.
 # Usage: scripts/release.sh [WORK_DIR]   (default /work; needs ~2 GB of disk)
-# Step counts default to the v1 release and can be raised: VOCODER_STEPS, TRANSLATOR_STEPS.
+# Step counts are those of the v1 release (docs/training.md); raise them for better models.
 # Each training command can be interrupted and continued by re-running it with --resume.
 set -euo pipefail
 work="${1:-/work}"
@@ -19,20 +19,21 @@ python "$repo/scripts/corpus_views.py" --corpus "$work/corpus" --out "$work/corp
 
 # The fast vocoder, reconstruction losses only (a discriminator step costs ~10x a G step on a CPU).
 genreshift train-vocoder --audio "$work/corpus-views/all" --arch fast --name fast \
-  --steps "${VOCODER_STEPS:-9000}" --batch-size 16 --segment-frames 32 --out "$work/runs/vocoder-fast" \
+  --steps "${VOCODER_STEPS:-13000}" --batch-size 16 --segment-frames 32 --out "$work/runs/vocoder-fast" \
   --max-seconds-per-track 120 --eval-every 500 --save-every 500 --log-every 100 --gan-start 1000000000 --quiet &
 
 # One translator per genre: target = the genre, source = the other genres pooled.
+declare -A steps=([rock]=2250 [orchestral]=1750 [electronic]=1500)
 for genre in rock orchestral electronic; do
   genreshift finetune --source "$work/corpus-views/not-$genre" --target "$work/corpus-views/$genre" \
-    --name "$genre" --init scratch --steps "${TRANSLATOR_STEPS:-1500}" --batch-size 16 \
+    --name "$genre" --init scratch --steps "${steps[$genre]}" --batch-size 16 \
     --out "$work/runs/translators/" --run-dir "$work/runs/tr-$genre" --max-seconds-per-track 120 \
     --eval-every 250 --save-every 250 --log-every 50 --quiet --force
 done
 wait
 
 unset GENRESHIFT_REGISTRY
-python "$repo/scripts/package_weights.py" --vocoder fast="$work/runs/vocoder-fast/fast.pt" \
+python "$repo/scripts/package_weights.py" --vocoder fast="$work/runs/vocoder-fast/best.pt" \
   --translator rock="$work/runs/translators/rock.pt" \
   --translator orchestral="$work/runs/translators/orchestral.pt" \
   --translator electronic="$work/runs/translators/electronic.pt" \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -170,3 +171,17 @@ def test_tiny_config_matches_helpers():
     from helpers import TINY_TRANSLATOR
 
     assert TINY_TRANSLATOR == TranslatorConfig(channels=16, n_blocks=2, kernel_size=3, window_frames=32)
+
+
+def test_new_translators_name_the_vocoder_the_release_uses(tmp_path, monkeypatch):
+    from genreshift.finetune import _released_vocoder
+
+    reg = tmp_path / "r.json"
+    row = {"file": "x.pt", "sha256": "0" * 64, "size": 1}
+    files = [{**row, "model": "fast", "kind": "vocoder"},
+             {**row, "model": "rock", "kind": "translator", "genre": "rock", "vocoder": "griffinlim"}]  # fmt: skip
+    reg.write_text(json.dumps({"version": 1, "files": files}))
+    monkeypatch.setenv("GENRESHIFT_REGISTRY", str(reg))
+    assert _released_vocoder() == "griffinlim"
+    reg.write_text(json.dumps({"version": 1, "files": files[:1]}))
+    assert _released_vocoder() == "fast"

@@ -1,0 +1,203 @@
+"""The training commands of ``genreshift`` (``train-vocoder``, ``finetune``): thin wrappers
+that parse options and call ``vocoder_training.run`` / ``finetune.run``. Registered on the
+main app by ``cli.py``; heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .cli import Device, Quiet, _fail, app
+
+class VocoderArch(str, Enum):
+    fast = "fast"
+    melgan = "melgan"
+
+
+class DiscKind(str, Enum):
+    msd = "msd"
+    mpd = "mpd"
+    both = "msd+mpd"
+
+
+class GanLoss(str, Enum):
+    lsgan = "lsgan"
+    hinge = "hinge"
+
+
+def _train(run, options):
+    """Run a trainer; bad input is one line and exit 1 (printed by rank 0 only under torchrun)."""
+    import os
+
+    from .checkpoint import CheckpointError
+    from .device import DeviceError
+    from .models import ModelError
+    from .registry import WeightsError
+    from .training import Interrupted, TrainingError
+
+    def fail(message: str, code: int) -> typer.Exit:
+        return _fail(message, code) if os.environ.get("RANK", "0") == "0" else typer.Exit(code)
+
+    try:
+        result = run(options)
+        return result if os.environ.get("RANK", "0") == "0" else None
+    except DeviceError as exc:
+        raise fail(str(exc), 2) from None
+    except (TrainingError, CheckpointError, ModelError, WeightsError) as exc:
+        raise fail(str(exc), 1) from None
+    except (Interrupted, KeyboardInterrupt) as exc:
+        from .display import stderr
+
+        if os.environ.get("RANK", "0") == "0":
+            stderr.print(str(exc) or "interrupted before training started; nothing saved", markup=False)
+        raise typer.Exit(130) from None
+
+
+Steps = Annotated[int, typer.Option(min=1, help="Train until this step (a resumed run continues to it).")]
+Resume = Annotated[bool, typer.Option(help="Continue the run in the run folder from last.pt.")]
+Force = Annotated[bool, typer.Option(help="Start over even if the run folder holds a run.")]
+EvalEvery = Annotated[int, typer.Option(min=1, help="Steps between validations (figures, best.pt, samples).")]
+SaveEvery = Annotated[int, typer.Option(min=1, help="Steps between checkpoints (last.pt and the exported model).")]
+LogEvery = Annotated[int, typer.Option(min=1, help="Steps between loss lines in log.jsonl (and on a non-terminal).")]
+OptInt = Annotated[Optional[int], typer.Option(min=1)]
+MaxSeconds = Annotated[
+    Optional[float], typer.Option(min=0.1, help="Use at most this many seconds of each track (faster caching).")
+]
+CacheDir = Annotated[
+    Optional[Path], typer.Option(help="Decoded-track cache (default: <GENRESHIFT_HOME>/cache/training).")
+]
+
+
+@app.command("train-vocoder")
+def train_vocoder(
+    audio: Annotated[list[Path], typer.Option("--audio", help="Folder or file of music; repeat for more.")],
+    arch: Annotated[VocoderArch, typer.Option(help="fast (Vocos-style, ends in an iSTFT) or melgan.")],
+    name: Annotated[str, typer.Option(help="Run name: runs/NAME and NAME.pt by default.")],
+    steps: Steps = 100_000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Segments per step (per process under torchrun).")] = 16,
+    segment_frames: Annotated[int, typer.Option(min=9, help="Mel frames per training segment.")] = 32,
+    lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate of G and D.")] = 2e-4,
+    device: Device = "auto",
+    resume: Resume = False,
+    force: Force = False,
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/NAME).")] = None,
+    export: Annotated[Optional[Path], typer.Option(help="Inference checkpoint (default: <out>/NAME.pt).")] = None,
+    init: Annotated[
+        Optional[Path], typer.Option(help="Start from this vocoder checkpoint's weights (e.g. `models path fast`).")
+    ] = None,
+    eval_every: EvalEvery = 1000,
+    save_every: SaveEvery = 1000,
+    log_every: LogEvery = 50,
+    gan_start: Annotated[int, typer.Option(min=0, help="Reconstruction-only steps before D joins.")] = 1000,
+    gan_loss: Annotated[GanLoss, typer.Option(help="Adversarial loss.")] = GanLoss.lsgan,
+    disc: Annotated[Optional[DiscKind], typer.Option(help="Discriminators (default msd+mpd).")] = None,
+    disc_channels: Annotated[Optional[int], typer.Option(min=4, help="Discriminator base width (default 16).")] = None,
+    dim: Annotated[Optional[int], typer.Option(min=1, help="fast: channels (default 128).")] = None,
+    intermediate_dim: Annotated[Optional[int], typer.Option(min=1, help="fast: hidden width (default 384).")] = None,
+    n_blocks: Annotated[Optional[int], typer.Option(min=1, help="fast: ConvNeXt blocks (default 4).")] = None,
+    ngf: Annotated[Optional[int], typer.Option(min=1, help="melgan: base channels (default 32).")] = None,
+    n_residual_layers: Annotated[Optional[int], typer.Option(min=1, help="melgan: res. layers (default 3).")] = None,
+    mel_weight: Annotated[float, typer.Option(help="Weight of the log-mel L1 loss.")] = 45.0,
+    stft_weight: Annotated[float, typer.Option(help="Weight of the multi-resolution STFT loss.")] = 1.0,
+    adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss.")] = 1.0,
+    fm_weight: Annotated[float, typer.Option(help="Weight of feature matching.")] = 2.0,
+    val_segments: Annotated[int, typer.Option(min=1, help="Held-out segments for validation.")] = 8,
+    max_seconds_per_track: MaxSeconds = None,
+    cache_dir: CacheDir = None,
+    seed: Annotated[int, typer.Option(help="Seed of weights and crops.")] = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Train a vocoder (log-mel -> audio) on your music; resumable, runs under torchrun."""
+    from .config import TrainConfig, VocoderLossWeights, VocoderTrainConfig
+    from .vocoder_training import VocoderTrainOptions, run
+
+    sizes = dict(dim=dim, intermediate_dim=intermediate_dim, n_blocks=n_blocks, ngf=ngf)
+    sizes.update(n_residual_layers=n_residual_layers, disc=disc.value if disc else None, disc_channels=disc_channels)
+    options = VocoderTrainOptions(
+        audio=tuple(audio), arch=arch.value, name=name, out=out, export=export, device=device, resume=resume,
+        force=force, quiet=quiet, init=init, cache_dir=cache_dir, overrides=sizes,
+        train=TrainConfig(steps=steps, batch_size=batch_size, eval_every=eval_every, save_every=save_every,
+                          log_every=log_every, val_crops=val_segments, seed=seed,
+                          max_seconds_per_track=max_seconds_per_track),
+        hparams=VocoderTrainConfig(lr=lr, segment_frames=segment_frames, gan_start=gan_start, gan_loss=gan_loss.value),
+        weights=VocoderLossWeights(mel=mel_weight, stft=stft_weight, adversarial=adv_weight, feature=fm_weight),
+    )  # fmt: skip
+    result = _train(run, options)
+    if result is not None and not quiet:
+        from .display import stdout
+
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in result.val.items())
+        stdout.print(f"step {result.step}: {figures}", markup=False)
+        use = f"genreshift convert ... --vocoder {result.export}"
+        stdout.print(f"vocoder saved to {result.export} (use: {use})", markup=False)
+
+
+@app.command()
+def finetune(
+    source: Annotated[Path, typer.Option(help="Folder of music to convert from.")],
+    target: Annotated[Path, typer.Option(help="Folder of music in the style to learn.")],
+    name: Annotated[str, typer.Option(help="Name of the new genre: `convert --to NAME`.")],
+    init: Annotated[str, typer.Option(help="Start from: scratch, a genre, or a translator .pt file.")] = "scratch",
+    steps: Steps = 20000,
+    batch_size: Annotated[int, typer.Option(min=2, help="Crops per folder per step (per process with torchrun).")] = 16,
+    device: Device = "auto",
+    resume: Resume = False,
+    force: Annotated[bool, typer.Option(help="Allow a built-in genre's name; replace an existing model/run.")] = False,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Folder for NAME.pt, or a .pt path (default: the user model folder).")
+    ] = None,
+    run_dir: Annotated[
+        Optional[Path], typer.Option(help="Checkpoints, samples, log (default: <GENRESHIFT_HOME>/runs/NAME).")
+    ] = None,
+    eval_every: EvalEvery = 500,
+    save_every: SaveEvery = 500,
+    log_every: LogEvery = 50,
+    paired: Annotated[bool, typer.Option(help="Add an L1 term for files that match by relative path.")] = False,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of G and S.")] = 1e-4,
+    lr_d: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of D.")] = 1e-4,
+    adv_weight: Annotated[float, typer.Option(help="Weight of the hinge adversarial loss.")] = 1.0,
+    travel_weight: Annotated[float, typer.Option(help="Weight of the TraVeL loss (keeps content).")] = 10.0,
+    siamese_weight: Annotated[float, typer.Option(help="Weight of the siamese margin loss.")] = 10.0,
+    identity_weight: Annotated[float, typer.Option(help="Weight of |G(target) - target|.")] = 0.5,
+    paired_weight: Annotated[float, typer.Option(help="Weight of the --paired L1 term.")] = 1.0,
+    margin: Annotated[float, typer.Option(min=0.0, help="Siamese margin (delta).")] = 2.0,
+    parts: Annotated[int, typer.Option(min=1, help="Parts each crop is split into for G.")] = 3,
+    channels: Annotated[Optional[int], typer.Option(min=1, help="G width (default 128).")] = None,
+    blocks: Annotated[Optional[int], typer.Option(min=1, help="G residual blocks (default 6).")] = None,
+    kernel_size: Annotated[Optional[int], typer.Option(min=1, help="G kernel size (default 5).")] = None,
+    window_frames: Annotated[Optional[int], typer.Option(min=8, help="Crop length, mel frames (default 128).")] = None,
+    disc_channels: Annotated[Optional[int], typer.Option(min=1, help="D width (default 128).")] = None,
+    siamese_channels: Annotated[Optional[int], typer.Option(min=1, help="S width (default 128).")] = None,
+    siamese_dim: Annotated[Optional[int], typer.Option(min=1, help="S embedding size (default 128).")] = None,
+    val_crops: Annotated[int, typer.Option(min=1, help="Held-out crops per folder.")] = 8,
+    max_seconds_per_track: MaxSeconds = None,
+    cache_dir: CacheDir = None,
+    seed: Annotated[int, typer.Option(help="Seed of weights and crops.")] = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Train a new genre from a source folder to a target folder (TraVeLGAN, as in MelGAN-VC)."""
+    from .config import FinetuneConfig, TrainConfig, TravelLossWeights
+    from .finetune import FinetuneOptions, run
+
+    sizes = dict(channels=channels, n_blocks=blocks, kernel_size=kernel_size, window_frames=window_frames)
+    sizes.update(disc_channels=disc_channels, siamese_channels=siamese_channels, siamese_dim=siamese_dim)
+    options = FinetuneOptions(
+        source=source, target=target, name=name, init=init, out=out, run_dir=run_dir, paired=paired, device=device,
+        resume=resume, force=force, quiet=quiet, cache_dir=cache_dir, overrides=sizes,
+        train=TrainConfig(steps=steps, batch_size=batch_size, eval_every=eval_every, save_every=save_every,
+                          log_every=log_every, val_crops=val_crops, seed=seed,
+                          max_seconds_per_track=max_seconds_per_track),
+        hparams=FinetuneConfig(lr=lr, lr_d=lr_d, parts=parts),
+        weights=TravelLossWeights(adversarial=adv_weight, travel=travel_weight, siamese=siamese_weight,
+                                  identity=identity_weight, paired=paired_weight, margin=margin),
+    )  # fmt: skip
+    result = _train(run, options)
+    if result is not None and not quiet:
+        from .display import stdout
+
+        stdout.print(f"step {result.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.val.items()), markup=False)
+        use = f"--to {name}" if result.in_user_models else f"--model {result.model}"
+        stdout.print(f"model saved to {result.model} (use: genreshift convert ... {use})", markup=False)

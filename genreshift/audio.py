@@ -14,6 +14,7 @@ import torch
 import torchaudio
 
 from .atomic import replacing
+from .errors import short_reason
 
 
 class AudioError(Exception):
@@ -92,13 +93,8 @@ def probe(path: Path) -> AudioInfo:
     try:
         info = sf.info(str(path))
     except Exception as exc:
-        raise AudioError(f"{path}: not a readable audio file ({_reason(exc)})") from None
+        raise AudioError(f"{path}: not a readable audio file ({short_reason(exc, last_line=True)})") from None
     return AudioInfo(info.samplerate, info.channels, info.frames, info.format, info.subtype)
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[-1] if text else type(exc).__name__)[:200]
 
 
 def load(path: Path) -> tuple[torch.Tensor, int]:
@@ -106,7 +102,7 @@ def load(path: Path) -> tuple[torch.Tensor, int]:
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioError(f"{path}: cannot decode audio ({_reason(exc)})") from None
+        raise AudioError(f"{path}: cannot decode audio ({short_reason(exc, last_line=True)})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains no audio (0 samples)")
     if not np.isfinite(data).all():
@@ -215,4 +211,4 @@ def write_atomic(path: Path, audio: torch.Tensor, rate: int, container: str, sub
     except OSError as exc:
         raise AudioError(f"{path}: cannot write output ({exc.strerror or exc})") from None
     except Exception as exc:
-        raise AudioError(f"{path}: cannot write output ({_reason(exc)})") from None
+        raise AudioError(f"{path}: cannot write output ({short_reason(exc, last_line=True)})") from None

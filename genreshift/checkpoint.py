@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .atomic import replacing
+from .errors import short_reason
 from .config import (
     FastVocoderConfig,
     MelConfig,
@@ -106,8 +107,7 @@ def load(path: str | os.PathLike) -> Checkpoint:
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None
     except Exception as exc:  # pickle, zip and torch errors all mean "not a usable file"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable genreshift checkpoint ({reason[:200]})") from None
+        raise CheckpointError(f"{path}: not a readable genreshift checkpoint ({short_reason(exc)})") from None
     return from_plain(data, path)
 
 

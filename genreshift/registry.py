@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from .atomic import replacing
+from .errors import short_reason
 
 DEFAULT_BASE_URL = "https://github.com/genreshift/genreshift-weights/releases/download/v1/"
 
@@ -149,18 +150,13 @@ def fetch(entry: Entry, progress: bool = True) -> Path:
         raise
     except Exception as exc:
         raise WeightsError(
-            f"{entry.file}: could not download from {url} ({_reason(exc)}); check the network, "
+            f"{entry.file}: could not download from {url} ({short_reason(exc)}); check the network, "
             "set GENRESHIFT_WEIGHTS_URL to a mirror, or set GENRESHIFT_OFFLINE=1 to use local files only"
         ) from None
     if not _is_good(cached, entry):
         cached.unlink(missing_ok=True)
         raise WeightsError(_corrupt_message(entry, url))
     return cached
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
 
 
 def _corrupt_message(entry: Entry, url: str) -> str:

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 from . import chunking, mel as melmod
 from .atomic import temp_beside
-from .audio import AudioError, AudioInfo, StreamResampler, _reason, resampled_length
+from .audio import AudioError, AudioInfo, StreamResampler, resampled_length
+from .errors import short_reason
 from .config import ChunkConfig, MelConfig
 
 BLOCK_SECONDS = 10.0  # decoded, resampled and encoded at a time: bounds transient memory
@@ -74,7 +75,7 @@ class TrackReader:
                     self._file = sf.SoundFile(str(self.path))
                 data = self._file.read(want, dtype="float32", always_2d=True)
             except Exception as exc:
-                raise AudioError(f"{self.path}: cannot decode audio ({_reason(exc)})") from None
+                raise AudioError(f"{self.path}: cannot decode audio ({short_reason(exc, last_line=True)})") from None
         if self._decoded == 0 and len(data) == 0:
             raise AudioError(f"{self.path}: contains no audio (0 samples)")
         if not np.isfinite(data).all():
@@ -235,7 +236,7 @@ class TrackWriter:
         except OSError as exc:
             raise AudioError(f"{self.path}: cannot write output ({exc.strerror or exc})") from None
         except Exception as exc:
-            raise AudioError(f"{self.path}: cannot write output ({_reason(exc)})") from None
+            raise AudioError(f"{self.path}: cannot write output ({short_reason(exc, last_line=True)})") from None
         self._written += data.shape[0]
 
     def _finish(self) -> None:
@@ -245,7 +246,7 @@ class TrackWriter:
             self._file.close()
             os.replace(self._tmp, self.path)
         except Exception as exc:
-            raise AudioError(f"{self.path}: cannot write output ({_reason(exc)})") from None
+            raise AudioError(f"{self.path}: cannot write output ({short_reason(exc, last_line=True)})") from None
         self._file, self._tmp, self.closed = None, None, True
 
     def abort(self) -> None:

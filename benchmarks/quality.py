@@ -22,6 +22,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -209,12 +210,22 @@ def translation_table(corpus, rows, genres, clf, seconds, vocoder) -> dict[str, 
 
 
 def available_vocoders() -> dict[str, torch.nn.Module]:
-    from genreshift.vocoder import GriffinLim
+    """Every released vocoder and Griffin-Lim; for a fast vocoder with Griffin-Lim refinement,
+    also the two halves alone, to show what each contributes: the net without refinement,
+    and the same refinement on an untrained net (the magnitude prior and a random phase head)."""
+    from genreshift.vocoder import FastVocoder, GriffinLim
 
     nets: dict[str, torch.nn.Module] = {}
     for entry in registry.registry_entries():
         if entry.kind == "vocoder":
-            nets[entry.model] = models._load_kind(registry.fetch(entry), "vocoder").build()
+            ckpt = models._load_kind(registry.fetch(entry), "vocoder")
+            nets[entry.model] = ckpt.build()
+            cfg = ckpt.config
+            if ckpt.arch == "fast" and (cfg.refine_iters or cfg.mel_iters):
+                bare = replace(ckpt, config=replace(cfg, refine_iters=0, mel_iters=0))
+                nets[f"{entry.model}, net only (no refinement)"] = bare.build()
+                torch.manual_seed(0)
+                nets[f"{entry.model}, refinement only (untrained net)"] = FastVocoder(cfg, ckpt.mel).eval()
     nets["griffinlim"] = GriffinLim(MEL)
     return nets
 

@@ -77,7 +77,7 @@ class Checkpoint:
         from .vocoder import FastVocoder, MelGAN
 
         cls = {"travelgan": Generator, "melgan": MelGAN, "fast": FastVocoder}[self.arch]
-        model = cls(self.config)
+        model = cls(self.config, self.mel) if self.arch == "fast" else cls(self.config)
         state = {k: v.float() if v.is_floating_point() else v for k, v in self.state_dict.items()}
         model.load_state_dict(state)
         return model.to(device).eval()

@@ -98,10 +98,20 @@ def train_vocoder(
     dim: Annotated[Optional[int], typer.Option(min=1, help="fast: channels (default 128).")] = None,
     intermediate_dim: Annotated[Optional[int], typer.Option(min=1, help="fast: hidden width (default 384).")] = None,
     n_blocks: Annotated[Optional[int], typer.Option(min=1, help="fast: ConvNeXt blocks (default 4).")] = None,
+    magnitude_prior: Annotated[
+        Optional[bool], typer.Option(help="fast: predict magnitude as a correction of the mel (new models: on).")
+    ] = None,
+    refine_iters: Annotated[
+        Optional[int], typer.Option(min=0, help="fast: Griffin-Lim iterations at inference (new models: 16).")
+    ] = None,
+    mel_iters: Annotated[
+        Optional[int], typer.Option(min=0, help="fast: then iterations that hold the input mel (new models: 4).")
+    ] = None,
     ngf: Annotated[Optional[int], typer.Option(min=1, help="melgan: base channels (default 32).")] = None,
     n_residual_layers: Annotated[Optional[int], typer.Option(min=1, help="melgan: res. layers (default 3).")] = None,
     mel_weight: Annotated[float, typer.Option(help="Weight of the log-mel L1 loss.")] = 45.0,
     stft_weight: Annotated[float, typer.Option(help="Weight of the multi-resolution STFT loss.")] = 1.0,
+    magnitude_weight: Annotated[float, typer.Option(help="fast: weight of its magnitude loss.")] = 10.0,
     adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss.")] = 1.0,
     fm_weight: Annotated[float, typer.Option(help="Weight of feature matching.")] = 2.0,
     val_segments: Annotated[int, typer.Option(min=1, help="Held-out segments for validation.")] = 8,
@@ -115,6 +125,7 @@ def train_vocoder(
     from .vocoder_training import VocoderTrainOptions, run
 
     sizes = dict(dim=dim, intermediate_dim=intermediate_dim, n_blocks=n_blocks, ngf=ngf)
+    sizes.update(magnitude_prior=magnitude_prior, refine_iters=refine_iters, mel_iters=mel_iters)
     sizes.update(n_residual_layers=n_residual_layers, disc=disc.value if disc else None, disc_channels=disc_channels)
     options = VocoderTrainOptions(
         audio=tuple(audio), arch=arch.value, name=name, out=out, export=export, device=device, resume=resume,
@@ -123,7 +134,8 @@ def train_vocoder(
                           log_every=log_every, val_crops=val_segments, seed=seed,
                           max_seconds_per_track=max_seconds_per_track),
         hparams=VocoderTrainConfig(lr=lr, segment_frames=segment_frames, gan_start=gan_start, gan_loss=gan_loss.value),
-        weights=VocoderLossWeights(mel=mel_weight, stft=stft_weight, adversarial=adv_weight, feature=fm_weight),
+        weights=VocoderLossWeights(mel=mel_weight, stft=stft_weight, magnitude=magnitude_weight,
+                                   adversarial=adv_weight, feature=fm_weight),
     )  # fmt: skip
     result = _train(run, options)
     if result is not None and not quiet:

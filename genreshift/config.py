@@ -107,6 +107,11 @@ class FastVocoderConfig:
     kernel_size: int = 7
     n_fft: int = 1024
     hop_length: int = 256
+    # v2 additions; their defaults rebuild a v1 checkpoint unchanged.
+    magnitude_prior: bool = False  # predict log-magnitude as a correction of the mel spread onto STFT bins
+    refine_iters: int = 0  # Griffin-Lim iterations at inference toward the predicted magnitude
+    mel_iters: int = 0  # then Griffin-Lim iterations that keep the reached magnitude's fine structure
+    # but match its mel to the input mel
 
 
 VOCODER_CONFIGS: dict[str, type] = {"melgan": MelGANConfig, "fast": FastVocoderConfig}
@@ -179,5 +184,6 @@ class VocoderLossWeights:
 
     mel: float = 45.0  # L1 between log-mels of output and input
     stft: float = 1.0  # multi-resolution STFT: spectral convergence + log-magnitude L1
+    magnitude: float = 10.0  # fast vocoder: its predicted magnitude against the input's STFT
     adversarial: float = 1.0
     feature: float = 2.0  # feature matching (L1 between D activations of real and generated)

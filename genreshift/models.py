@@ -14,7 +14,8 @@ from .config import MelConfig
 from .vocoder import GriffinLim
 
 # Frames of mel context each vocoder needs on both sides of a chunk to match a
-# whole-file pass (its receptive field, rounded up; see tests/test_vocoder.py).
+# whole-file pass (its receptive field, rounded up; see tests/test_vocoder.py). The fast
+# vocoder's depends on its size: see vocoder_context.
 VOCODER_CONTEXT = {"melgan": 32, "fast": 16, "griffinlim": 8}
 # Windows per vocoder call on a CPU, whatever --batch-size says. MelGAN and Griffin-Lim work
 # at the sample rate; a batch of their activations outgrows the CPU caches. Measured on a
@@ -106,7 +107,22 @@ def load_vocoder(spec: str, translator: LoadedTranslator, device: torch.device) 
             )
         ckpt = _load_kind(registry.fetch(entry), "vocoder")
     check_mel_match(mel, ckpt.mel, spec)
-    return LoadedVocoder(spec, ckpt.arch, ckpt.build(device), VOCODER_CONTEXT[ckpt.arch])
+    return LoadedVocoder(spec, ckpt.arch, ckpt.build(device), vocoder_context(ckpt.arch, ckpt.config))
+
+
+def vocoder_context(arch: str, cfg: object) -> int:
+    """Mel frames of context a vocoder needs on each side of a chunk.
+
+    The fast vocoder sees 3 frames (embedding) plus kernel_size // 2 per block, and the
+    iSTFT overlaps 2 more. Its Griffin-Lim refinement spreads further, but that influence
+    fades fast: 8 more frames keep chunked output within 40 dB of a whole-file pass
+    (tests/test_vocoder.py).
+    """
+    if arch != "fast":
+        return VOCODER_CONTEXT[arch]
+    net = 3 + cfg.n_blocks * (cfg.kernel_size // 2) + 2  # type: ignore[attr-defined]
+    refine = 8 if cfg.refine_iters or cfg.mel_iters else 0  # type: ignore[attr-defined]
+    return max(VOCODER_CONTEXT["fast"], net + refine)
 
 
 def check_mel_match(translator_mel: MelConfig, vocoder_mel: MelConfig, vocoder: str) -> None:

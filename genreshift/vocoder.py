@@ -107,9 +107,17 @@ class FastVocoder(nn.Module):
 
     All layers run at the frame rate (86 frames/s), and the last step is ``torch.istft``,
     which is why it is cheap on a CPU. The head predicts log-magnitude and phase.
+
+    Options of ``FastVocoderConfig`` (v2) make a small net trained on a CPU beat plain
+    Griffin-Lim. ``magnitude_prior`` adds the input mel, spread back onto the STFT bins, to
+    the predicted log-magnitude, so the net learns only the fine structure a mel band hides.
+    At inference, ``refine_iters`` Griffin-Lim iterations start from the predicted phase
+    (not a random one) and move the output's STFT toward the predicted magnitude, scaled so
+    its mel is the input mel; ``mel_iters`` more then let the fine structure settle while
+    keeping the mel equal to the input's.
     """
 
-    def __init__(self, cfg: FastVocoderConfig):
+    def __init__(self, cfg: FastVocoderConfig, mel: MelConfig | None = None):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Conv1d(cfg.n_mels, cfg.dim, kernel_size=7, padding=3)
@@ -120,15 +128,60 @@ class FastVocoder(nn.Module):
         self.final_norm = nn.LayerNorm(cfg.dim, eps=1e-6)
         self.head = nn.Linear(cfg.dim, cfg.n_fft + 2)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        if cfg.magnitude_prior or cfg.refine_iters or cfg.mel_iters:
+            self.bands = MelBands(mel or MelConfig(), cfg)
+        if cfg.magnitude_prior:
+            with torch.no_grad():  # start from the prior itself: a zero correction
+                self.head.weight[: cfg.n_fft // 2 + 1].zero_()
+                self.head.bias[: cfg.n_fft // 2 + 1].zero_()
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, with_magnitude: bool = False):
+        """Audio; with ``with_magnitude`` (training) also the predicted magnitude."""
+        magnitude, phase = self.spectrum(mel)
+        spec = torch.polar(magnitude, phase)
+        if not self.training and (self.cfg.refine_iters or self.cfg.mel_iters):
+            spec = self._refine(spec, mel.float())
+        audio = self._istft(spec)
+        return (audio, magnitude) if with_magnitude else audio
+
+    def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted STFT magnitude and phase, (B, n_fft // 2 + 1, T) each."""
         x = self.norm(self.embed(mel).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
         x = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2).float()
         log_mag, phase = x.chunk(2, dim=1)
-        spec = torch.polar(torch.exp(log_mag).clamp(max=1e2), phase)
-        return self._istft(spec)
+        if self.cfg.magnitude_prior:
+            log_mag = log_mag + self._prior(mel.float())
+        return torch.exp(log_mag).clamp(max=1e2), phase
+
+    def _prior(self, mel: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.bands.spread(10.0**mel).clamp(min=1e-5))
+
+    def analyze(self, audio: torch.Tensor) -> torch.Tensor:
+        """(B, T * hop) -> (B, F, T) complex: the inverse of the iSTFT step, same framing."""
+        hop = self.cfg.hop_length
+        frames = audio.shape[-1] // hop
+        padded = torch.nn.functional.pad(audio, (hop // 2, 0))
+        spec = torch.stft(padded, self.cfg.n_fft, hop, window=self.window, center=True, return_complex=True)
+        return spec[..., 1 : frames + 1]  # frame j of the padded signal is centred on hop * (j - 1) + hop / 2
+
+    def _refine(self, spec: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        target = self.bands.match(spec.abs(), mel)
+        spec = self._griffin_lim(spec, lambda rebuilt: target, self.cfg.refine_iters)
+        return self._griffin_lim(spec, lambda rebuilt: self.bands.match(rebuilt.abs(), mel), self.cfg.mel_iters)
+
+    def _griffin_lim(self, spec: torch.Tensor, magnitude_of, n_iter: int) -> torch.Tensor:
+        """Fast Griffin-Lim (momentum 0.99, as torchaudio's) from ``spec`` instead of a random
+        phase; ``magnitude_of(rebuilt STFT)`` gives each iteration's target magnitude."""
+        momentum = 0.99 / 1.99
+        previous = torch.zeros_like(spec)
+        for _ in range(n_iter):
+            rebuilt = self.analyze(self._istft(spec))
+            angles = rebuilt - momentum * previous
+            previous = rebuilt
+            spec = magnitude_of(rebuilt) * angles / angles.abs().clamp(min=1e-8)
+        return spec
 
     def _istft(self, spec: torch.Tensor) -> torch.Tensor:
         """(B, F, T) complex -> (B, T * hop), frame i centred on sample hop * i + hop / 2.
@@ -143,6 +196,35 @@ class FastVocoder(nn.Module):
             spec, self.cfg.n_fft, hop, window=self.window, center=True, length=(frames + 1) * hop
         )
         return audio[..., hop // 2 : hop // 2 + frames * hop]
+
+
+class MelBands(nn.Module):
+    """Moves between magnitude mel bands and STFT bins (no weights, buffers only)."""
+
+    def __init__(self, mel: MelConfig, cfg: FastVocoderConfig):
+        super().__init__()
+        if (mel.n_fft, mel.n_mels) != (cfg.n_fft, cfg.n_mels):
+            raise ValueError(f"the mel's n_fft/n_mels ({mel.n_fft}/{mel.n_mels}) differ from the vocoder's")
+        fb = filterbank(mel)  # (F, n_mels)
+        self.register_buffer("fb", fb, persistent=False)
+        # A bin's share of each band it belongs to; a flat spectrum of level c gives band m
+        # the mel value c * (sum of its filter), so width turns a band value into a level.
+        self.register_buffer("share", fb / fb.sum(1, keepdim=True).clamp(min=1e-8), persistent=False)
+        self.register_buffer("width", fb.sum(0).clamp(min=1e-8)[:, None], persistent=False)
+        self.floor = mel.log_floor
+
+    def to_bins(self, per_band: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, T) -> (B, F, T): each bin takes its bands' values by its share."""
+        return torch.einsum("fm,bmt->bft", self.share, per_band)
+
+    def spread(self, mel_magnitude: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, T) mel -> (B, F, T): the flattest magnitude with those band levels."""
+        return self.to_bins(mel_magnitude / self.width)
+
+    def match(self, magnitude: torch.Tensor, log_mel: torch.Tensor) -> torch.Tensor:
+        """``magnitude`` with each bin scaled so its mel moves to ``log_mel``, fine structure kept."""
+        current = torch.einsum("fm,bft->bmt", self.fb, magnitude).clamp(min=self.floor)
+        return magnitude * self.to_bins(10.0**log_mel / current)
 
 
 class GriffinLim(nn.Module):

@@ -31,6 +31,8 @@ from .training_data import Crops, crops_from
 from .vocoder import FastVocoder, MelGAN
 
 ARCHS = {"fast": (FastVocoderConfig, FastVocoder), "melgan": (MelGANConfig, MelGAN)}
+# A new fast vocoder (not --init or --resume) gets the v2 settings unless told otherwise.
+NEW_FAST = {"magnitude_prior": True, "refine_iters": 16, "mel_iters": 4}
 STFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))  # (n_fft, hop, win)
 
 
@@ -71,6 +73,18 @@ def stft_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return total / len(STFT_RESOLUTIONS)
 
 
+def magnitude_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Spectral convergence + L1 of log magnitudes, on the fast vocoder's own STFT frames.
+
+    The waveform losses alone let the predicted magnitude drift to whatever the overlap-add
+    turns into the right sound; this keeps it the input's magnitude, which is what
+    Griffin-Lim refinement at inference needs.
+    """
+    predicted, target = predicted.clamp(min=1e-5), target.clamp(min=1e-5)
+    sc = torch.linalg.vector_norm(target - predicted) / torch.linalg.vector_norm(target)
+    return sc + F.l1_loss(predicted.log(), target.log())
+
+
 def _check(opts: VocoderTrainOptions) -> None:
     if opts.arch not in ARCHS:
         raise training.TrainingError(f"unknown --arch '{opts.arch}' (use fast or melgan)")
@@ -103,7 +117,12 @@ def _settings(opts: VocoderTrainOptions, resumed: Checkpoint | None, where: Path
     locked = str(where) if resumed else None
     if resumed and resumed.arch != opts.arch:
         raise training.TrainingError(f"{where} is a {resumed.arch} vocoder, not --arch {opts.arch}")
-    cfg = training.with_overrides(resumed.config if resumed else ARCHS[opts.arch][0](), opts.overrides, locked)
+    overrides = dict(opts.overrides)
+    if opts.arch == "fast" and not resumed:
+        overrides.update({k: v for k, v in NEW_FAST.items() if overrides.get(k) is None})
+    # The Griffin-Lim iterations change inference only, so they may change on --init and --resume.
+    base = resumed.config if resumed else ARCHS[opts.arch][0]()
+    cfg = training.with_overrides(base, overrides, locked, free=("refine_iters", "mel_iters"))
     hp = opts.hparams
     if resumed and "training" in resumed.extra:
         saved = resumed.extra["training"]["hparams"]
@@ -194,8 +213,12 @@ def _train_step(r: _Run, wave: torch.Tensor) -> dict[str, float]:
     g, d, opt_g, opt_d, hp, w, mel_cfg = r.g, r.d, r.opt_g, r.opt_d, r.hp, r.opts.weights, r.mel_cfg
     gan = r.tally.step >= hp.gan_start
     mel_in = log_mel(wave, mel_cfg)
-    y_hat = g(mel_in)
     losses: dict[str, torch.Tensor] = {}
+    if r.opts.arch == "fast":
+        y_hat, magnitude = g(mel_in, with_magnitude=True)
+        losses["magnitude"] = magnitude_loss(magnitude, training.unwrap(g).analyze(wave).abs())
+    else:
+        y_hat = g(mel_in)
     if gan:  # D first, then G against the updated D (the HiFi-GAN order)
         losses["d"] = d_loss(d(wave), d(y_hat.detach()), hp.gan_loss)
         opt_d.zero_grad(set_to_none=True)
@@ -203,7 +226,7 @@ def _train_step(r: _Run, wave: torch.Tensor) -> dict[str, float]:
         opt_d.step()
     losses["mel"] = F.l1_loss(log_mel(y_hat, mel_cfg), mel_in)
     losses["stft"] = stft_loss(y_hat, wave)
-    total = w.mel * losses["mel"] + w.stft * losses["stft"]
+    total = w.mel * losses["mel"] + w.stft * losses["stft"] + w.magnitude * losses.get("magnitude", 0.0)
     if gan:
         with training.no_sync(d):  # D's gradients from this pass are thrown away, not all-reduced
             outs = d(torch.cat([wave, y_hat]))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from genreshift import checkpoint
@@ -21,11 +22,16 @@ from genreshift import checkpoint
 WEIGHTS = Path(__file__).resolve().parent.parent / "genreshift" / "weights"
 
 
-def package(kind: str, model: str, source: Path, version: str, vocoder: str | None) -> dict:
+def package(kind: str, model: str, source: Path, version: str, vocoder: str | None, inference: dict) -> dict:
     ckpt = checkpoint.load(source)
     if ckpt.kind != kind:
         raise SystemExit(f"{source}: is a {ckpt.kind}, expected a {kind}")
     ckpt.extra = {}  # training state (optimizer, RNG) is not part of a release
+    settings = {k: v for k, v in inference.items() if v is not None}
+    if kind == "vocoder" and settings:
+        if ckpt.arch != "fast":
+            raise SystemExit(f"{source}: --refine-iters/--mel-iters apply to fast vocoders only")
+        ckpt.config = replace(ckpt.config, **settings)  # inference settings, not weights
     if kind == "translator":
         ckpt.genres, ckpt.vocoder = [model], vocoder
     target = WEIGHTS / f"{model}-{version}.pt"
@@ -51,13 +57,16 @@ def main() -> None:
     ap.add_argument("--translator", action="append", default=[], metavar="GENRE=PATH")
     ap.add_argument("--default-vocoder", default="fast", help="vocoder the translators name")
     ap.add_argument("--version", default="v1")
+    ap.add_argument("--refine-iters", type=int, help="fast vocoder: Griffin-Lim iterations at inference")
+    ap.add_argument("--mel-iters", type=int, help="fast vocoder: then iterations that hold the input mel")
     args = ap.parse_args()
     registry_file = WEIGHTS / "registry.json"
     rows = {r["model"]: r for r in json.loads(registry_file.read_text())["files"]}
     for name, path in pairs(args.vocoder):
-        rows[name] = package("vocoder", name, path, args.version, None)
+        inference = {"refine_iters": args.refine_iters, "mel_iters": args.mel_iters}
+        rows[name] = package("vocoder", name, path, args.version, None, inference)
     for name, path in pairs(args.translator):
-        rows[name] = package("translator", name, path, args.version, args.default_vocoder)
+        rows[name] = package("translator", name, path, args.version, args.default_vocoder, {})
     for row in rows.values():
         if not (WEIGHTS / row["file"]).is_file():
             raise SystemExit(f"{row['file']}: listed in the registry but missing from {WEIGHTS}")

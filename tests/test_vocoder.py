@@ -1,10 +1,12 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
 from genreshift.chunking import plan_windows, split, stitch
-from genreshift.config import ChunkConfig, FastVocoderConfig, MelConfig, MelGANConfig
+from genreshift.config import ChunkConfig, FastVocoderConfig, MelConfig, MelGANConfig, from_dict
 from genreshift.mel import log_mel
-from genreshift.models import VOCODER_CONTEXT
+from genreshift.models import VOCODER_CONTEXT, vocoder_context
 from genreshift.vocoder import FastVocoder, GriffinLim, MelGAN
 from helpers import TINY_FAST
 
@@ -105,3 +107,78 @@ def test_fast_vocoder_frames_align_with_the_mel():
     assert out.shape == audio.shape
     inner = slice(1024, -1024)
     assert _snr_db(audio[inner], out[inner]) > 60
+
+
+# -- fast vocoder v2: magnitude prior and Griffin-Lim refinement -------------------------------
+
+V2 = FastVocoderConfig(dim=16, intermediate_dim=32, n_blocks=2, magnitude_prior=True, refine_iters=8, mel_iters=4)
+
+
+def test_analyze_inverts_the_istft_head():
+    net = FastVocoder(TINY_FAST)
+    audio = _music(1.0)[: 80 * 256][None]
+    spec = net.analyze(audio)
+    assert spec.shape == (1, 513, 80)
+    inner = slice(1024, -1024)
+    assert _snr_db(audio[0, inner], net._istft(spec)[0, inner]) > 60
+
+
+def test_mel_bands_match_moves_a_magnitude_to_the_target_mel():
+    torch.manual_seed(0)
+    bands = FastVocoder(V2).bands
+    magnitude = torch.rand(1, 513, 20) ** 4
+    target = log_mel(_music(1.0)[: 20 * 256], MEL)[None]
+
+    def error(mag):
+        mel = torch.einsum("fm,bft->bmt", bands.fb, mag).clamp(min=1e-5).log10()
+        return float((mel - target).abs().mean())
+
+    once = bands.match(magnitude, target)
+    assert error(once) < error(magnitude) / 3
+    assert error(bands.match(once, target)) < error(once)  # repeated (as Griffin-Lim does), it converges
+
+
+def test_magnitude_prior_starts_at_the_spread_mel():
+    """A new v2 net predicts no correction: its magnitude is the mel spread onto the bins."""
+    net = FastVocoder(V2)
+    mel = log_mel(_music(1.0), MEL)[None]
+    magnitude, _ = net.spectrum(mel)
+    assert torch.allclose(magnitude, net.bands.spread(10.0**mel).clamp(min=1e-5), rtol=1e-4)
+
+
+def test_refinement_brings_the_output_to_the_input_mel():
+    torch.manual_seed(0)
+    audio = _music(2.0)[: 86 * 256]
+    mel = log_mel(audio, MEL)[None]
+    with torch.inference_mode():
+        plain = FastVocoder(replace(V2, refine_iters=0, mel_iters=0)).eval()
+        refined = FastVocoder(V2).eval()
+        refined.load_state_dict(plain.state_dict())
+        errors = [float((log_mel(net(mel)[0], MEL) - mel[0]).abs().mean()) for net in (plain, refined)]
+    assert errors[1] < 0.1 < errors[0], errors  # log10 units
+
+
+def test_refined_chunks_match_a_whole_file_pass():
+    torch.manual_seed(0)
+    net = FastVocoder(V2).eval()
+    mel = log_mel(_music(3.0), MEL)
+    with torch.inference_mode():
+        whole = net(mel[None])[0]
+    context = vocoder_context("fast", V2)
+    assert _snr_db(whole, _chunked(net, mel, context)) > 40
+    assert _snr_db(whole, _chunked(net, mel, 2)) < 40  # ... and too little context shows
+
+
+def test_context_grows_with_the_fast_vocoder():
+    assert vocoder_context("fast", FastVocoderConfig()) == 17
+    assert vocoder_context("fast", replace(FastVocoderConfig(), n_blocks=6)) == 23
+    assert vocoder_context("fast", replace(FastVocoderConfig(), n_blocks=6, refine_iters=1)) == 31
+    assert vocoder_context("melgan", MelGANConfig()) == VOCODER_CONTEXT["melgan"]
+
+
+def test_a_v1_config_rebuilds_without_prior_or_refinement():
+    v1 = {"n_mels": 80, "dim": 128, "intermediate_dim": 384, "n_blocks": 4, "kernel_size": 7, "n_fft": 1024,
+          "hop_length": 256}  # fmt: skip
+    cfg = from_dict(FastVocoderConfig, v1)
+    assert (cfg.magnitude_prior, cfg.refine_iters, cfg.mel_iters) == (False, 0, 0)
+    assert not hasattr(FastVocoder(cfg), "bands")

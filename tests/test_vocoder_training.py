@@ -18,7 +18,8 @@ from genreshift import checkpoint, training
 from genreshift.cli import app
 from genreshift.config import MelConfig
 from genreshift.training_data import Clip, Crops, load_clips
-from helpers import write_tone
+from genreshift.vocoder import FastVocoder
+from helpers import TINY_FAST, write_tone
 
 runner = CliRunner()
 SIZES = {
@@ -219,3 +220,30 @@ def test_init_continues_from_a_release_file(music, tmp_path):
     assert r.exit_code == 0, r.output
     assert checkpoint.load(tmp_path / "second" / "voc.pt").config == ckpt.config  # sizes came from --init
     fails_with(run(*args, *TINY, "--steps", "1", "--init", release, "--force", "--arch", "melgan"), "not --arch melgan")
+
+
+def test_new_fast_vocoders_get_the_v2_settings_and_magnitude_loss(music, tmp_path):
+    assert train(music, tmp_path / "run", "--steps", "2", "--gan-start", "100").exit_code == 0
+    ckpt = checkpoint.load(tmp_path / "run" / "voc.pt")
+    assert (ckpt.config.magnitude_prior, ckpt.config.refine_iters, ckpt.config.mel_iters) == (True, 16, 4)
+    assert set(ckpt.meta["final_losses"]) == {"magnitude", "mel", "stft"}
+
+
+def test_init_from_a_v1_vocoder_keeps_it_v1_but_may_change_refinement(music, tmp_path):
+    v1 = checkpoint.Checkpoint("vocoder", "fast", TINY_FAST, MelConfig(), FastVocoder(TINY_FAST).state_dict())
+    checkpoint.save(v1, tmp_path / "v1.pt", half=True)
+    args = ["train-vocoder", "--audio", music, "--arch", "fast", "--name", "voc", "--out", tmp_path / "run"]
+    r = run(*args, *TINY, "--steps", "1", "--init", tmp_path / "v1.pt", "--refine-iters", "3")
+    assert r.exit_code == 0, r.output
+    cfg = checkpoint.load(tmp_path / "run" / "voc.pt").config
+    assert (cfg.magnitude_prior, cfg.refine_iters, cfg.mel_iters) == (False, 3, 0)
+    refused = run(*args, *TINY, "--steps", "1", "--init", tmp_path / "v1.pt", "--magnitude-prior", "--force")
+    fails_with(refused, "magnitude_prior=False (asked True)")
+
+
+def test_magnitude_loss_is_zero_only_for_the_input_magnitude():
+    from genreshift.vocoder_training import magnitude_loss
+
+    target = torch.rand(2, 513, 10) + 0.1
+    assert float(magnitude_loss(target, target)) == 0
+    assert float(magnitude_loss(target * 2, target)) > 0.5 + 1.0  # spectral convergence 1 + log 2

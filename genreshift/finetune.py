@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import __version__, registry, training
+from . import __version__, registry, training, training_progress, training_samples
 from .checkpoint import Checkpoint
 from .config import (
     CriticConfig,
@@ -194,7 +194,7 @@ def _released_vocoder() -> str | None:
 def _data(opts: FinetuneOptions, env: training.Env, mel_cfg: MelConfig, frames: int):
     tc = opts.train
     cache = opts.cache_dir or registry.home_dir() / "cache" / "training"
-    say = lambda text: training.say(env, opts.quiet, text)  # noqa: E731
+    say = lambda text: training_progress.say(env, opts.quiet, text)  # noqa: E731
     with training.main_first(env):  # rank 0 fills the cache, the others then read it
         src, tgt = (crops_from([folder], "mel", frames, mel_cfg, tc, tc.seed + k, env.rank, cache, env.is_main, say)
                     for k, folder in enumerate((opts.source, opts.target)))  # fmt: skip
@@ -210,8 +210,8 @@ def _write_samples(g: nn.Module, val_a: torch.Tensor, mel_cfg: MelConfig, folder
     vocode = GriffinLim(mel_cfg)
     stem = folder / f"step_{step:07d}"
     for label, mel in (("before", before), ("after", after)):
-        training.write_wav(Path(f"{stem}_{label}.wav"), vocode(mel[None])[0], mel_cfg.sample_rate)
-    training.write_bytes(Path(f"{stem}.png"), training.spectrogram_png([before.numpy(), after.numpy()]))
+        training_samples.write_wav(Path(f"{stem}_{label}.wav"), vocode(mel[None])[0], mel_cfg.sample_rate)
+    training_samples.write_bytes(Path(f"{stem}.png"), training_samples.spectrogram_png([before.numpy(), after.numpy()]))
 
 
 @dataclass
@@ -267,7 +267,7 @@ def _setup(opts: FinetuneOptions, env: training.Env) -> _Run:
     if resumed:
         parts = {"siamese": s, "discriminator": d, "opt_g": opt_g, "opt_d": opt_d}
         r.tally = training.unpack(resumed.extra["training"], parts, r.samplers, env)
-        training.say(env, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {r.tally.step}")
+        training_progress.say(env, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {r.tally.step}")
     return r
 
 
@@ -290,7 +290,7 @@ def _save_last(r: _Run) -> None:
         r.tally.saved = r.tally.step
 
 
-def _evaluate(r: _Run, progress: training.Progress) -> None:
+def _evaluate(r: _Run, progress: training_progress.Progress) -> None:
     """Rank 0: validation figures, best.pt, and before/after samples."""
     g, d, val_a = training.unwrap(r.g), training.unwrap(r.d), r.src.val()
     r.tally.val = evaluate(g, d, val_a.to(r.env.device), r.tgt.val().to(r.env.device))

@@ -1,21 +1,19 @@
-"""What every training run needs around its loop: torchrun/DDP, the run folder, checkpoints
-that resume exactly, progress and logs, and image/audio samples at evaluations.
+"""What every training run needs around its loop: torchrun/DDP, the run folder, and
+checkpoints that resume exactly.
 
 The loops themselves live in ``finetune.py`` and ``vocoder_training.py`` (one readable loop
-each, nanoGPT style); the data side (mel cache, crops) lives in ``training_data.py``.
+each, nanoGPT style); the data side (mel cache, crops) lives in ``training_data.py``, the
+progress bar and log in ``training_progress.py``, the samples written at evaluations in
+``training_samples.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
-import struct
-import sys
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,9 +24,9 @@ import torch.distributed as dist
 from torch import nn
 
 from . import checkpoint
-from .atomic import replacing
 from .checkpoint import Checkpoint, CheckpointError
 from .device import resolve_device
+from .training_progress import Progress
 
 
 class TrainingError(Exception):
@@ -247,10 +245,6 @@ def check_finite(losses: dict[str, float], step: int) -> None:
 # -- progress and logs ----------------------------------------------------------------------
 
 
-def _fmt(values: dict[str, float]) -> str:
-    return " ".join(f"{k} {v:.4g}" for k, v in values.items())
-
-
 def train_loop(title: str, tc: Any, env: "Env", run_dir: Path, quiet: bool, tally: "Tally",
                step: Callable[[], dict[str, float]], evaluate: Callable[["Progress"], None],
                save_last: Callable[[], None]) -> None:  # fmt: skip
@@ -275,101 +269,3 @@ def train_loop(title: str, tc: Any, env: "Env", run_dir: Path, quiet: bool, tall
     if env.is_main and not tally.val:  # resumed at the last step: still report figures
         evaluate(progress)
     save_last()
-
-
-class Progress:
-    """A rich bar with the latest losses on a terminal, plain lines otherwise (a background run
-    logging to a file); every line also goes to ``log.jsonl``. Only rank 0 shows anything."""
-
-    def __init__(self, title: str, total: int, start: int, env: Env, run_dir: Path, quiet: bool, log_every: int):
-        """``start`` > 0 continues a run (and its log); 0 starts the log afresh."""
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
-
-        from .display import stderr
-
-        self.active = env.is_main
-        self.quiet = quiet or not env.is_main
-        self.log_every = max(1, log_every)
-        self.log_path = run_dir / "log.jsonl"
-        self.console = stderr
-        self.started, self.start_step = time.perf_counter(), start
-        self.bar = None
-        if self.active and start == 0:
-            self.log_path.unlink(missing_ok=True)
-        if not self.quiet and stderr.is_terminal:
-            columns = [TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn()]
-            self.bar = Bar(*columns, TextColumn("{task.fields[losses]}"), TimeRemainingColumn(), console=stderr)
-            self.task = self.bar.add_task(title, total=total, completed=start, losses="")
-            self.bar.start()
-
-    def step(self, step: int, losses: dict[str, float]) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, losses=_fmt(losses))
-        if step % self.log_every == 0:
-            rate = (step - self.start_step) / max(time.perf_counter() - self.started, 1e-9)
-            self.record({"step": step, **losses, "steps_per_s": rate}, show=self.bar is None)
-
-    def record(self, entry: dict[str, Any], show: bool = True) -> None:
-        if not self.active:
-            return
-        with open(self.log_path, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-        if show and not self.quiet:
-            text = _fmt({k: v for k, v in entry.items() if k != "step"})
-            self.console.print(f"step {entry['step']}: {text}", markup=False, highlight=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def say(env: Env, quiet: bool, text: str) -> None:
-    """One line on stderr from rank 0 (before a Progress exists)."""
-    if env.is_main and not quiet:
-        print(text, file=sys.stderr, flush=True)
-
-
-# -- samples --------------------------------------------------------------------------------
-
-# A dark-to-bright palette (roughly magma), so quiet bins are dark and loud ones bright.
-_PALETTE = np.array([[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [252, 253, 191]], dtype=np.float64)
-
-
-def _colour(x: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] -> RGB bytes by linear interpolation between palette anchors."""
-    pos = np.clip(x, 0, 1) * (len(_PALETTE) - 1)
-    lo = np.minimum(pos.astype(int), len(_PALETTE) - 2)
-    frac = (pos - lo)[..., None]
-    return (_PALETTE[lo] * (1 - frac) + _PALETTE[lo + 1] * frac).astype(np.uint8)
-
-
-def spectrogram_png(mels: list[np.ndarray], lo: float = -5.0, hi: float = 1.5) -> bytes:
-    """PNG bytes of log-mels (n_mels, T) stacked top to bottom, low bins at the bottom.
-
-    Written with zlib and struct only, so training needs no plotting library.
-    """
-    gap = np.full((2, mels[0].shape[-1], 3), 255, np.uint8)
-    rows = []
-    for m in mels:
-        rows += [_colour((np.asarray(m, np.float64)[::-1] - lo) / (hi - lo)), gap]
-    img = np.concatenate(rows[:-1])
-    raw = b"".join(b"\x00" + row.tobytes() for row in img)  # filter type 0 on every row
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", img.shape[1], img.shape[0], 8, 2, 0, 0, 0)  # 8-bit RGB
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    with replacing(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def write_wav(path: Path, wave: torch.Tensor, rate: int) -> None:
-    from . import audio
-
-    peak = float(wave.abs().max()) if wave.numel() else 0.0
-    wave = wave / peak * 0.9 if peak > 1.0 else wave  # a sample to listen to: never clip
-    audio.write_atomic(path, wave.detach().reshape(1, -1).float().cpu(), rate, "WAV", None)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import __version__, training
+from . import __version__, training, training_progress, training_samples
 from .checkpoint import Checkpoint
 from .config import (
     FastVocoderConfig,
@@ -177,7 +177,7 @@ def _setup(opts: VocoderTrainOptions, env: training.Env) -> _Run:
     if resumed:
         parts = {"discriminator": d, "opt_g": opt_g, "opt_d": opt_d}
         tally = training.unpack(resumed.extra["training"], parts, {"train": crops.rng}, env)
-        training.say(env, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {tally.step}")
+        training_progress.say(env, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {tally.step}")
     return _Run(opts, env, run_dir, export, cfg, hp, mel_cfg, crops, g, d, opt_g, opt_d, tally)
 
 
@@ -186,7 +186,7 @@ def _crops(opts: VocoderTrainOptions, env: training.Env, mel_cfg: MelConfig, hp:
 
     tc = opts.train
     cache = opts.cache_dir or home_dir() / "cache" / "training"
-    say = lambda text: training.say(env, opts.quiet, text)  # noqa: E731
+    say = lambda text: training_progress.say(env, opts.quiet, text)  # noqa: E731
     with training.main_first(env):  # rank 0 fills the cache, the others then read it
         folders = list(opts.audio)
         return crops_from(folders, "wave", hp.segment_frames, mel_cfg, tc, tc.seed, env.rank, cache, env.is_main, say)
@@ -255,7 +255,7 @@ def evaluate(g: nn.Module, val: torch.Tensor, mel_cfg: MelConfig, batch: int) ->
     return {"val_mel_l1": l1 / len(val), "val_stft": st / len(val)}, torch.cat(outs)
 
 
-def _evaluate(r: _Run, progress: training.Progress) -> None:
+def _evaluate(r: _Run, progress: training_progress.Progress) -> None:
     """Rank 0: validation figures, best.pt, and a sample to listen to and look at."""
     val = r.crops.val()
     r.tally.val, out = evaluate(training.unwrap(r.g), val, r.mel_cfg, r.opts.train.batch_size)
@@ -266,10 +266,10 @@ def _evaluate(r: _Run, progress: training.Progress) -> None:
     samples = training.writable_dir(r.run_dir / "samples", "samples folder")
     real, fake = val[:4].flatten(), out[:4].flatten()
     if not (samples / "reference.wav").exists():
-        training.write_wav(samples / "reference.wav", real, r.mel_cfg.sample_rate)
-    training.write_wav(samples / f"step_{r.tally.step:07d}.wav", fake, r.mel_cfg.sample_rate)
+        training_samples.write_wav(samples / "reference.wav", real, r.mel_cfg.sample_rate)
+    training_samples.write_wav(samples / f"step_{r.tally.step:07d}.wav", fake, r.mel_cfg.sample_rate)
     mels = [log_mel(x, r.mel_cfg).numpy() for x in (real, fake)]
-    training.write_bytes(samples / f"step_{r.tally.step:07d}.png", training.spectrogram_png(mels))
+    training_samples.write_bytes(samples / f"step_{r.tally.step:07d}.png", training_samples.spectrogram_png(mels))
 
 
 def run(opts: VocoderTrainOptions) -> VocoderResult:

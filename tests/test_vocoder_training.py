@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from genreshift import checkpoint, training
+from genreshift import checkpoint, training, training_samples
 from genreshift.cli import app
 from genreshift.config import MelConfig
 from genreshift.training_data import Clip, Crops, load_clips
@@ -199,7 +199,7 @@ def test_long_tracks_get_the_same_mel_in_blocks(monkeypatch):
 
 
 def test_spectrogram_png_is_valid():
-    png = training.spectrogram_png([np.full((80, 50), -5.0), np.full((80, 50), 1.5)])
+    png = training_samples.spectrogram_png([np.full((80, 50), -5.0), np.full((80, 50), 1.5)])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert (width, height) == (50, 162)

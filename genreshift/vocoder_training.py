@@ -154,6 +154,7 @@ class _Run:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     tally: training.Tally
+    init_steps: int  # steps the --init weights had already been trained for (0 from scratch)
 
 
 def _setup(opts: VocoderTrainOptions, env: training.Env) -> _Run:
@@ -178,7 +179,14 @@ def _setup(opts: VocoderTrainOptions, env: training.Env) -> _Run:
         parts = {"discriminator": d, "opt_g": opt_g, "opt_d": opt_d}
         tally = training.unpack(resumed.extra["training"], parts, {"train": crops.rng}, env)
         training_progress.say(env, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {tally.step}")
-    return _Run(opts, env, run_dir, export, cfg, hp, mel_cfg, crops, g, d, opt_g, opt_d, tally)
+    return _Run(opts, env, run_dir, export, cfg, hp, mel_cfg, crops, g, d, opt_g, opt_d, tally, _init_steps(resumed, init))
+
+
+def _init_steps(resumed: Checkpoint | None, init: Checkpoint | None) -> int:
+    """Steps behind the --init weights, kept across --resume (and across chains of --init)."""
+    if resumed:
+        return resumed.meta.get("init_steps", 0)
+    return init.meta.get("steps", 0) + init.meta.get("init_steps", 0) if init else 0
 
 
 def _crops(opts: VocoderTrainOptions, env: training.Env, mel_cfg: MelConfig, hp: VocoderTrainConfig) -> Crops:
@@ -196,6 +204,8 @@ def _snapshot(r: _Run, with_state: bool = True) -> Checkpoint:
     """The generator as a vocoder checkpoint; ``with_state`` adds all it takes to resume."""
     t = r.tally
     meta = {"name": r.opts.name, **t.meta(), "audio": [str(p) for p in r.opts.audio], "genreshift": __version__}
+    if r.init_steps:
+        meta["init_steps"] = r.init_steps  # the weights' total training is steps + init_steps
     state = training.pack(t, {"discriminator": r.d, "opt_g": r.opt_g, "opt_d": r.opt_d}, {"train": r.crops.rng})
     state["hparams"] = to_dict(r.hp)
     extra = {"training": state} if with_state else {}

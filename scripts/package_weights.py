@@ -38,6 +38,8 @@ def package(kind: str, model: str, source: Path, version: str, vocoder: str | No
     checkpoint.save(ckpt, target, half=True)
     data = target.read_bytes()
     steps = ckpt.meta.get("step") or ckpt.meta.get("steps")
+    if steps and ckpt.meta.get("init_steps"):  # continued from other weights with --init
+        steps += ckpt.meta["init_steps"]
     what = f"{ckpt.arch} {kind}" + (f" to {model}" if kind == "translator" else "")
     return {
         "model": model, "file": target.name, "kind": kind,

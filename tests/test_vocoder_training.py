@@ -218,7 +218,11 @@ def test_init_continues_from_a_release_file(music, tmp_path):
     args = ["train-vocoder", "--audio", music, "--arch", "fast", "--name", "voc", "--out", tmp_path / "second"]
     r = run(*args, *TINY, "--steps", "1", "--init", release)
     assert r.exit_code == 0, r.output
-    assert checkpoint.load(tmp_path / "second" / "voc.pt").config == ckpt.config  # sizes came from --init
+    second = checkpoint.load(tmp_path / "second" / "voc.pt")
+    assert second.config == ckpt.config  # sizes came from --init
+    assert (second.meta["steps"], second.meta["init_steps"]) == (1, 2)  # the weights' history is kept
+    assert run(*args, *TINY, "--steps", "2", "--resume").exit_code == 0
+    assert checkpoint.load(tmp_path / "second" / "voc.pt").meta["init_steps"] == 2
     fails_with(run(*args, *TINY, "--steps", "1", "--init", release, "--force", "--arch", "melgan"), "not --arch melgan")
 
 

@@ -2,7 +2,7 @@
 # Reproduce the released weights (docs/training.md): corpus -> views -> vocoder ->
 # translators -> fp16 release files + registry -> quality table.
 # Usage: scripts/release.sh [WORK_DIR]   (default /work; needs ~2 GB of disk)
-# Step counts are those of the v1 release (docs/training.md); raise them for better models.
+# Step counts are those of the v2 release (docs/training.md); raise them for better models.
 # Each training command can be interrupted and continued by re-running it with --resume.
 set -euo pipefail
 work="${1:-/work}"
@@ -17,10 +17,18 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 python "$repo/scripts/build_corpus.py" --out "$work/corpus"
 python "$repo/scripts/corpus_views.py" --corpus "$work/corpus" --out "$work/corpus-views"
 
-# The fast vocoder, reconstruction losses only (a discriminator step costs ~10x a G step on a CPU).
-genreshift train-vocoder --audio "$work/corpus-views/all" --arch fast --name fast \
-  --steps "${VOCODER_STEPS:-13000}" --batch-size 16 --segment-frames 32 --out "$work/runs/vocoder-fast" \
-  --max-seconds-per-track 120 --eval-every 500 --save-every 500 --log-every 100 --gan-start 1000000000 --quiet &
+# The fast vocoder v2, reconstruction and magnitude losses only (a discriminator step costs
+# ~10x a G step on a CPU): phase 1 at lr 5e-4, then phase 2 from its best.pt at lr 1e-4.
+(
+  genreshift train-vocoder --audio "$work/corpus-views/all" --arch fast --name fast \
+    --dim 256 --intermediate-dim 768 --n-blocks 6 --lr 5e-4 --magnitude-weight 10 \
+    --steps "${VOCODER_STEPS:-30000}" --batch-size 16 --segment-frames 32 --out "$work/runs/vocoder-fast-v2" \
+    --max-seconds-per-track 120 --eval-every 1000 --save-every 1000 --log-every 100 --gan-start 1000000000 --quiet
+  genreshift train-vocoder --audio "$work/corpus-views/all" --arch fast --name fast \
+    --init "$work/runs/vocoder-fast-v2/best.pt" --lr 1e-4 --magnitude-weight 10 \
+    --steps "${VOCODER_STEPS_2:-@@PHASE2@@}" --batch-size 16 --segment-frames 32 --out "$work/runs/vocoder-fast-v2b" \
+    --max-seconds-per-track 120 --eval-every 1000 --save-every 1000 --log-every 100 --gan-start 1000000000 --quiet
+) &
 
 # One translator per genre: target = the genre, source = the other genres pooled.
 declare -A steps=([rock]=2250 [orchestral]=1750 [electronic]=1500)
@@ -33,9 +41,10 @@ done
 wait
 
 unset GENRESHIFT_REGISTRY
-python "$repo/scripts/package_weights.py" --vocoder fast="$work/runs/vocoder-fast/best.pt" \
+python "$repo/scripts/package_weights.py" --version v2 --vocoder fast="$work/runs/vocoder-fast-v2b/best.pt" \
+  --refine-iters @@REFINE@@ --mel-iters @@MELITERS@@ \
   --translator rock="$work/runs/translators/rock.pt" \
   --translator orchestral="$work/runs/translators/orchestral.pt" \
   --translator electronic="$work/runs/translators/electronic.pt" \
-  --default-vocoder "${DEFAULT_VOCODER:-griffinlim}"
+  --default-vocoder "${DEFAULT_VOCODER:-fast}"
 python "$repo/benchmarks/quality.py" --corpus "$work/corpus" --json "$work/quality.json"

@@ -251,6 +251,11 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
         out.append({**base, "group": group, "name": name, **kw})
 
     vocoders = ["fast", "griffinlim"] if args.quick else ["fast", "melgan", "griffinlim"]
+    if args.weights == "registry":  # only what the registry releases (no MelGAN yet)
+        from genreshift import registry
+
+        released = {e.model for e in registry.registry_entries() if e.kind == "vocoder"}
+        vocoders = [v for v in vocoders if v == "griffinlim" or v in released]
     for v in vocoders:
         add("e2e", f"convert, vocoder {v} ({one})", vocoder=voc[v])
     for b in args.batches:

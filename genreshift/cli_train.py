@@ -102,7 +102,7 @@ def train_vocoder(
         Optional[bool], typer.Option(help="fast: predict magnitude as a correction of the mel (new models: on).")
     ] = None,
     refine_iters: Annotated[
-        Optional[int], typer.Option(min=0, help="fast: Griffin-Lim iterations at inference (new models: 16).")
+        Optional[int], typer.Option(min=0, help="fast: Griffin-Lim iterations at inference (new models: 8).")
     ] = None,
     mel_iters: Annotated[
         Optional[int], typer.Option(min=0, help="fast: then iterations that hold the input mel (new models: 4).")

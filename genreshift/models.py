@@ -21,6 +21,7 @@ VOCODER_CONTEXT = {"melgan": 32, "fast": 16, "griffinlim": 8}
 # at the sample rate; a batch of their activations outgrows the CPU caches. Measured on a
 # 2-core CPU (ms per window at 1 / 2 / 4 / 16 windows per call): MelGAN 330 / 280 / 860 /
 # 950, Griffin-Lim 65 / 65 / 100 / 95, fast 8.5 / 11 / 10 / 8.8 (flat; 8 saves ~65 MB over 16).
+# Fast v2 with its refinement (ms per window at 1 / 2 / 4 / 8): 83 / 93 / 96 / 94, flat too.
 # MelGAN also holds ~200 MB of activations per window.
 CPU_BATCH = {"melgan": 1, "griffinlim": 2, "fast": 8}
 

@@ -32,7 +32,7 @@ from .vocoder import FastVocoder, MelGAN
 
 ARCHS = {"fast": (FastVocoderConfig, FastVocoder), "melgan": (MelGANConfig, MelGAN)}
 # A new fast vocoder (not --init or --resume) gets the v2 settings unless told otherwise.
-NEW_FAST = {"magnitude_prior": True, "refine_iters": 16, "mel_iters": 4}
+NEW_FAST = {"magnitude_prior": True, "refine_iters": 8, "mel_iters": 4}
 STFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))  # (n_fft, hop, win)
 
 

@@ -229,7 +229,7 @@ def test_init_continues_from_a_release_file(music, tmp_path):
 def test_new_fast_vocoders_get_the_v2_settings_and_magnitude_loss(music, tmp_path):
     assert train(music, tmp_path / "run", "--steps", "2", "--gan-start", "100").exit_code == 0
     ckpt = checkpoint.load(tmp_path / "run" / "voc.pt")
-    assert (ckpt.config.magnitude_prior, ckpt.config.refine_iters, ckpt.config.mel_iters) == (True, 16, 4)
+    assert (ckpt.config.magnitude_prior, ckpt.config.refine_iters, ckpt.config.mel_iters) == (True, 8, 4)
     assert set(ckpt.meta["final_losses"]) == {"magnitude", "mel", "stft"}
 
 

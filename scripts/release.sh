@@ -26,7 +26,7 @@ python "$repo/scripts/corpus_views.py" --corpus "$work/corpus" --out "$work/corp
     --max-seconds-per-track 120 --eval-every 1000 --save-every 1000 --log-every 100 --gan-start 1000000000 --quiet
   genreshift train-vocoder --audio "$work/corpus-views/all" --arch fast --name fast \
     --init "$work/runs/vocoder-fast-v2/best.pt" --lr 1e-4 --magnitude-weight 10 \
-    --steps "${VOCODER_STEPS_2:-@@PHASE2@@}" --batch-size 16 --segment-frames 32 --out "$work/runs/vocoder-fast-v2b" \
+    --steps "${VOCODER_STEPS_2:-8000}" --batch-size 16 --segment-frames 32 --out "$work/runs/vocoder-fast-v2b" \
     --max-seconds-per-track 120 --eval-every 1000 --save-every 1000 --log-every 100 --gan-start 1000000000 --quiet
 ) &
 
@@ -42,7 +42,7 @@ wait
 
 unset GENRESHIFT_REGISTRY
 python "$repo/scripts/package_weights.py" --version v2 --vocoder fast="$work/runs/vocoder-fast-v2b/best.pt" \
-  --refine-iters @@REFINE@@ --mel-iters @@MELITERS@@ \
+  --refine-iters 8 --mel-iters 4 \
   --translator rock="$work/runs/translators/rock.pt" \
   --translator orchestral="$work/runs/translators/orchestral.pt" \
   --translator electronic="$work/runs/translators/electronic.pt" \

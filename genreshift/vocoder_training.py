@@ -63,13 +63,20 @@ class VocoderResult:
     val: dict[str, float]
 
 
+def spectral_distance(predicted: torch.Tensor, target: torch.Tensor, floor: float) -> torch.Tensor:
+    """Spectral convergence + L1 of log magnitudes, both magnitudes clamped at ``floor``."""
+    predicted, target = predicted.clamp(min=floor), target.clamp(min=floor)
+    sc = torch.linalg.vector_norm(target - predicted) / torch.linalg.vector_norm(target)
+    return sc + F.l1_loss(predicted.log(), target.log())
+
+
 def stft_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean over resolutions of spectral convergence + L1 of log magnitudes (Parallel WaveGAN)."""
     total = y.new_zeros(())
     for n_fft, hop, win in STFT_RESOLUTIONS:
         window = torch.hann_window(win, device=y.device)
-        a, b = (torch.stft(x, n_fft, hop, win, window, return_complex=True).abs().clamp(min=1e-7) for x in (y_hat, y))
-        total = total + torch.linalg.vector_norm(b - a) / torch.linalg.vector_norm(b) + F.l1_loss(a.log(), b.log())
+        a, b = (torch.stft(x, n_fft, hop, win, window, return_complex=True).abs() for x in (y_hat, y))
+        total = total + spectral_distance(a, b, floor=1e-7)
     return total / len(STFT_RESOLUTIONS)
 
 
@@ -80,9 +87,7 @@ def magnitude_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     turns into the right sound; this keeps it the input's magnitude, which is what
     Griffin-Lim refinement at inference needs.
     """
-    predicted, target = predicted.clamp(min=1e-5), target.clamp(min=1e-5)
-    sc = torch.linalg.vector_norm(target - predicted) / torch.linalg.vector_norm(target)
-    return sc + F.l1_loss(predicted.log(), target.log())
+    return spectral_distance(predicted, target, floor=1e-5)
 
 
 def _check(opts: VocoderTrainOptions) -> None:

@@ -167,9 +167,10 @@ class FastVocoder(nn.Module):
         return spec[..., 1 : frames + 1]  # frame j of the padded signal is centred on hop * (j - 1) + hop / 2
 
     def _refine(self, spec: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-        target = self.bands.match(spec.abs(), mel)
+        level = 10.0**mel  # once, not in every mel iteration
+        target = self.bands.match(spec.abs(), level)
         spec = self._griffin_lim(spec, lambda rebuilt: target, self.cfg.refine_iters)
-        return self._griffin_lim(spec, lambda rebuilt: self.bands.match(rebuilt.abs(), mel), self.cfg.mel_iters)
+        return self._griffin_lim(spec, lambda rebuilt: self.bands.match(rebuilt.abs(), level), self.cfg.mel_iters)
 
     def _griffin_lim(self, spec: torch.Tensor, magnitude_of, n_iter: int) -> torch.Tensor:
         """Fast Griffin-Lim (momentum 0.99, as torchaudio's) from ``spec`` instead of a random
@@ -221,10 +222,11 @@ class MelBands(nn.Module):
         """(B, n_mels, T) mel -> (B, F, T): the flattest magnitude with those band levels."""
         return self.to_bins(mel_magnitude / self.width)
 
-    def match(self, magnitude: torch.Tensor, log_mel: torch.Tensor) -> torch.Tensor:
-        """``magnitude`` with each bin scaled so its mel moves to ``log_mel``, fine structure kept."""
+    def match(self, magnitude: torch.Tensor, mel_magnitude: torch.Tensor) -> torch.Tensor:
+        """``magnitude`` with each bin scaled so its mel moves to ``mel_magnitude`` (linear, not
+        log), fine structure kept."""
         current = torch.einsum("fm,bft->bmt", self.fb, magnitude).clamp(min=self.floor)
-        return magnitude * self.to_bins(10.0**log_mel / current)
+        return magnitude * self.to_bins(mel_magnitude / current)
 
 
 class GriffinLim(nn.Module):

@@ -62,11 +62,11 @@ Force = Annotated[bool, typer.Option(help="Start over even if the run folder hol
 EvalEvery = Annotated[int, typer.Option(min=1, help="Steps between validations (figures, best.pt, samples).")]
 SaveEvery = Annotated[int, typer.Option(min=1, help="Steps between checkpoints (last.pt and the exported model).")]
 LogEvery = Annotated[int, typer.Option(min=1, help="Steps between loss lines in log.jsonl (and on a non-terminal).")]
-OptInt = Annotated[Optional[int], typer.Option(min=1)]
 
 
 def OptWeight(term: str, default: str):  # noqa: N802 - an Annotated alias factory
     return Annotated[Optional[float], typer.Option(min=0.0, help=f"Weight of the {term} (default {default}).")]
+
 
 MaxSeconds = Annotated[
     Optional[float], typer.Option(min=0.1, help="Use at most this many seconds of each track (faster caching).")

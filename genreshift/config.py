@@ -119,7 +119,11 @@ class FastVocoderConfig:
     # but match its mel to the input mel
 
 
-VOCODER_CONFIGS: dict[str, type] = {"melgan": MelGANConfig, "fast": FastVocoderConfig}
+@dataclass(frozen=True)
+class GriffinLimConfig:
+    """Griffin-Lim from the inverted mel filters: no weights, so no checkpoint."""
+
+    n_iter: int = 32
 
 
 @dataclass(frozen=True)

@@ -153,12 +153,9 @@ def _model_path(opts: FinetuneOptions) -> tuple[Path, bool]:
 
 def _init(spec: str) -> Checkpoint | None:
     """Starting weights: none, a genre's translator, or a translator checkpoint file."""
-    from .models import load_translator
+    from .models import translator_checkpoint
 
-    if spec == "scratch":
-        return None
-    is_file = spec.endswith(".pt") or "/" in spec or "\\" in spec or Path(spec).is_file()
-    return (load_translator(None, spec) if is_file else load_translator(spec)).checkpoint
+    return None if spec == "scratch" else translator_checkpoint(spec)
 
 
 def _settings(opts: FinetuneOptions, resumed: Checkpoint | None, init: Checkpoint | None, where: Path):
@@ -217,7 +214,7 @@ def _write_samples(g: nn.Module, val_a: torch.Tensor, mel_cfg: MelConfig, folder
     before = torch.cat(list(val_a[:4]), dim=-1)
     with torch.no_grad():
         after = g(before[None].to(next(g.parameters()).device))[0].cpu()
-    vocode = GriffinLim(mel_cfg)
+    vocode = GriffinLim(mel=mel_cfg)
     stem = folder / f"step_{step:07d}"
     for label, mel in (("before", before), ("after", after)):
         training_samples.write_wav(Path(f"{stem}_{label}.wav"), vocode(mel[None])[0], mel_cfg.sample_rate)

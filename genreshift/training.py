@@ -1,10 +1,10 @@
-"""What every training run needs around its loop: torchrun/DDP, the run folder, and
-checkpoints that resume exactly.
+"""What every training run shares: torchrun/DDP, the run folder, checkpoints that resume
+exactly, and the loop itself (``train_loop``: step, evaluate, save, Ctrl-C).
 
-The loops themselves live in ``finetune.py`` and ``vocoder_training.py`` (one readable loop
-each, nanoGPT style); the data side (mel cache, crops) lives in ``training_data.py``, the
-progress bar and log in ``training_progress.py``, the samples written at evaluations in
-``training_samples.py``.
+``finetune.py`` and ``vocoder_training.py`` each give that loop their own training step,
+evaluation and checkpoint (nanoGPT style: a step reads in one sitting). The data side (mel
+cache, crops) lives in ``training_data.py``, the progress bar and log in
+``training_progress.py``, the samples written at evaluations in ``training_samples.py``.
 """
 
 from __future__ import annotations

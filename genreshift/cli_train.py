@@ -185,7 +185,7 @@ def finetune(
     adv_weight: OptWeight("hinge adversarial loss", "1; paired 0") = None,
     travel_weight: OptWeight("TraVeL loss (keeps content)", "10; paired 0") = None,
     siamese_weight: OptWeight("siamese margin loss", "10; paired 0") = None,
-    identity_weight: OptWeight("|G(target) - target|", "0.5; paired 0") = None,
+    identity_weight: OptWeight("|G(target) - target|", "0") = None,
     content_weight: OptWeight("content loss (harmonics stay in place)", "10; paired 0") = None,
     paired_weight: OptWeight("--paired L1 term", "1") = None,
     margin: Annotated[float, typer.Option(min=0.0, help="Siamese margin (delta).")] = 2.0,

@@ -186,7 +186,9 @@ def finetune_recipe(paired: bool) -> tuple[FinetuneConfig, TravelLossWeights]:
     if paired:
         weights = TravelLossWeights(adversarial=0.0, travel=0.0, siamese=0.0, identity=0.0, paired=1.0, content=0.0)
         return FinetuneConfig(lr=1e-3), weights
-    return FinetuneConfig(), TravelLossWeights(content=UNPAIRED_CONTENT_WEIGHT)
+    # No identity term: a new G starts from a colour map fitted to move the source's mean level
+    # to the target's, and |G(b) - b| on target crops would pull that map back to the identity.
+    return FinetuneConfig(), TravelLossWeights(identity=0.0, content=UNPAIRED_CONTENT_WEIGHT)
 
 
 # Chosen by measurement: docs/training.md, "translator v3".

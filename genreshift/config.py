@@ -187,3 +187,10 @@ class VocoderLossWeights:
     magnitude: float = 10.0  # fast vocoder: its predicted magnitude against the input's STFT
     adversarial: float = 1.0
     feature: float = 2.0  # feature matching (L1 between D activations of real and generated)
+    # fast vocoder, phase (v3): APNet's anti-wrapped instantaneous phase, group delay and
+    # instantaneous angular frequency losses, and the STFT consistency of the predicted spectrum.
+    # Off by default, so the v1/v2 recipes train as they did.
+    phase_ip: float = 0.0
+    phase_gd: float = 0.0
+    phase_iaf: float = 0.0
+    consistency: float = 0.0

@@ -101,6 +101,11 @@ def load_vocoder(spec: str, translator: LoadedTranslator, device: torch.device) 
         ckpt = _load_kind(Path(spec), "vocoder")
     else:
         entry = registry.find_entry(spec)
+        if entry is None and spec == "melgan":
+            raise ModelError(
+                "no MelGAN vocoder is released; pass a MelGAN generator file instead: --vocoder PATH.pt "
+                "(a melgan-neurips state_dict or a `train-vocoder --arch melgan` export)"
+            )
         if entry is None or entry.kind != "vocoder":
             names = [e.model for e in registry.registry_entries() if e.kind == "vocoder"]
             raise ModelError(

@@ -182,3 +182,13 @@ def test_a_v1_config_rebuilds_without_prior_or_refinement():
     cfg = from_dict(FastVocoderConfig, v1)
     assert (cfg.magnitude_prior, cfg.refine_iters, cfg.mel_iters) == (False, 0, 0)
     assert not hasattr(FastVocoder(cfg), "bands")
+
+
+@pytest.mark.parametrize("frames", [1, 2, 5, 80])
+def test_the_fast_overlap_add_gives_torch_istfts_output(frames):
+    """``_istft`` replaces torch.istft for speed; v1/v2 outputs must not change."""
+    net = FastVocoder(TINY_FAST)
+    spec = torch.randn(3, 513, frames, dtype=torch.cfloat, generator=torch.Generator().manual_seed(frames))
+    fast, reference = net._istft(spec), net._istft_torch(spec)
+    assert fast.shape == reference.shape == (3, frames * 256)
+    assert torch.allclose(fast, reference, atol=1e-6 * float(reference.abs().max()))

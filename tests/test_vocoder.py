@@ -192,3 +192,30 @@ def test_the_fast_overlap_add_gives_torch_istfts_output(frames):
     fast, reference = net._istft(spec), net._istft_torch(spec)
     assert fast.shape == reference.shape == (3, frames * 256)
     assert torch.allclose(fast, reference, atol=1e-6 * float(reference.abs().max()))
+
+
+# -- refinement-free (v3): the net alone carries the phase ------------------------------------
+
+V3 = replace(V2, refine_iters=0, mel_iters=0)
+
+
+def test_a_refinement_free_vocoder_is_the_plain_net_in_eval_mode():
+    torch.manual_seed(0)
+    net = FastVocoder(V3).eval()
+    mel = log_mel(_music(1.0), MEL)[None]
+    with torch.inference_mode():
+        magnitude, phase = net.spectrum(mel)
+        assert torch.equal(net(mel), net._istft(torch.polar(magnitude, phase)))
+    assert hasattr(net, "bands")  # the magnitude prior still needs the mel bands
+
+
+def test_refinement_free_context_is_the_nets_own_and_chunks_match_exactly():
+    six = replace(V3, n_blocks=6)
+    assert vocoder_context("fast", six) == 23 < vocoder_context("fast", replace(six, refine_iters=8, mel_iters=4)) == 31
+    torch.manual_seed(0)
+    net = FastVocoder(six).eval()
+    mel = log_mel(_music(3.0), MEL)
+    with torch.inference_mode():
+        whole = net(mel[None])[0]
+    assert _snr_db(whole, _chunked(net, mel, vocoder_context("fast", six))) > 80  # no refinement: exact
+    assert _snr_db(whole, _chunked(net, mel, 4)) < 80  # ... and too little context shows

@@ -112,6 +112,13 @@ class FastVocoderConfig:
     refine_iters: int = 0  # Griffin-Lim iterations at inference toward the predicted magnitude
     mel_iters: int = 0  # then Griffin-Lim iterations that keep the reached magnitude's fine structure
     # but match its mel to the input mel
+    # v3 addition: mel frames per window when `convert` cuts a track for this vocoder. Longer
+    # windows spend less on the context frames computed twice; inference only, like the above.
+    window_frames: int = 256
+
+    def __post_init__(self) -> None:
+        if self.window_frames < 16:
+            raise ValueError(f"window_frames must be at least 16, got {self.window_frames}")
 
 
 VOCODER_CONFIGS: dict[str, type] = {"melgan": MelGANConfig, "fast": FastVocoderConfig}

@@ -48,6 +48,7 @@ class LoadedVocoder:
     arch: str
     module: nn.Module
     context: int
+    window: int = 256  # mel frames per window convert cuts for it (FastVocoderConfig.window_frames)
 
 
 def known_genres() -> dict[str, str]:
@@ -113,7 +114,8 @@ def load_vocoder(spec: str, translator: LoadedTranslator, device: torch.device) 
             )
         ckpt = _load_kind(registry.fetch(entry), "vocoder")
     check_mel_match(mel, ckpt.mel, spec)
-    return LoadedVocoder(spec, ckpt.arch, ckpt.build(device), vocoder_context(ckpt.arch, ckpt.config))
+    window = getattr(ckpt.config, "window_frames", 256)
+    return LoadedVocoder(spec, ckpt.arch, ckpt.build(device), vocoder_context(ckpt.arch, ckpt.config), window)
 
 
 def vocoder_context(arch: str, cfg: object) -> int:

@@ -27,7 +27,7 @@ from .device import resolve_device
 from .models import CPU_BATCH, check_genre, load_translator, load_vocoder
 from .streaming import Segment, SegmentPlanner, TrackReader, TrackWriter
 
-VOCODER_CHUNK_FRAMES = 256
+VOCODER_CHUNK_FRAMES = 256  # the vocoder window, unless a fast vocoder's window_frames asks for another
 VOCODER_OVERLAP_FRAMES = 4
 
 
@@ -225,7 +225,7 @@ class Converter:
                 planned, cfg = work.planned, self.mel_cfg
                 work.started = time.perf_counter()
                 work.reader = TrackReader(planned.track.path, planned.info, cfg, mono=not self.options.stereo)
-                vocode = ChunkConfig(VOCODER_CHUNK_FRAMES, VOCODER_OVERLAP_FRAMES, self._vocoder.context)
+                vocode = ChunkConfig(self._vocoder.window, VOCODER_OVERLAP_FRAMES, self._vocoder.context)
                 frames = self.options.segment_seconds * cfg.sample_rate / cfg.hop_length
                 work.planner = SegmentPlanner(work.reader, self.chunk, vocode, round(frames / (vocode.size - vocode.overlap)))
                 work.writer = TrackWriter(planned.output, planned.info, planned.out_rate, planned.container,

@@ -219,3 +219,29 @@ def test_refinement_free_context_is_the_nets_own_and_chunks_match_exactly():
         whole = net(mel[None])[0]
     assert _snr_db(whole, _chunked(net, mel, vocoder_context("fast", six))) > 80  # no refinement: exact
     assert _snr_db(whole, _chunked(net, mel, 4)) < 80  # ... and too little context shows
+
+
+def test_longer_vocoder_windows_are_opt_in_and_change_nothing_without_refinement(served, tmp_path):
+    """window_frames (v3) only moves where convert cuts; a refinement-free net gives the same audio."""
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from genreshift import checkpoint, models
+    from genreshift.cli import app
+    from helpers import tiny_vocoder, write_tone
+
+    with pytest.raises(ValueError, match="window_frames"):
+        FastVocoderConfig(window_frames=8)
+    write_tone(tmp_path / "in" / "a.wav", 20.0)  # 1722 frames: several windows either way
+    outputs = []
+    for window in (256, 512):
+        ckpt = tiny_vocoder("fast")
+        ckpt.config = replace(ckpt.config, window_frames=window)
+        checkpoint.save(ckpt, tmp_path / f"v{window}.pt")
+        loaded = models.load_vocoder(str(tmp_path / f"v{window}.pt"), models.load_translator("rock"), torch.device("cpu"))
+        assert loaded.window == window
+        out = tmp_path / f"out{window}"
+        args = ["convert", str(tmp_path / "in"), "--to", "rock", "-o", str(out), "--vocoder", str(tmp_path / f"v{window}.pt")]
+        assert CliRunner().invoke(app, [*args, "-q"]).exit_code == 0
+        outputs.append(torch.from_numpy(sf.read(out / "a.wav", dtype="float32")[0]))
+    assert _snr_db(outputs[0], outputs[1]) > 60

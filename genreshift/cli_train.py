@@ -123,6 +123,14 @@ def train_vocoder(
     magnitude_weight: Annotated[float, typer.Option(help="fast: weight of its magnitude loss.")] = 10.0,
     adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss.")] = 1.0,
     fm_weight: Annotated[float, typer.Option(help="Weight of feature matching.")] = 2.0,
+    ip_weight: Annotated[float, typer.Option(min=0.0, help="fast: instantaneous phase loss (APNet).")] = 0.0,
+    gd_weight: Annotated[float, typer.Option(min=0.0, help="fast: group delay loss (APNet).")] = 0.0,
+    iaf_weight: Annotated[
+        float, typer.Option(min=0.0, help="fast: instantaneous angular frequency loss (APNet).")
+    ] = 0.0,
+    consistency_weight: Annotated[
+        float, typer.Option(min=0.0, help="fast: STFT consistency of the predicted spectrum.")
+    ] = 0.0,
     val_segments: Annotated[int, typer.Option(min=1, help="Held-out segments for validation.")] = 8,
     max_seconds_per_track: MaxSeconds = None,
     max_minutes: MaxMinutes = None,
@@ -145,7 +153,8 @@ def train_vocoder(
                           max_seconds_per_track=max_seconds_per_track, max_minutes=max_minutes),
         hparams=VocoderTrainConfig(lr=lr, segment_frames=segment_frames, gan_start=gan_start, gan_loss=gan_loss.value),
         weights=VocoderLossWeights(mel=mel_weight, stft=stft_weight, magnitude=magnitude_weight,
-                                   adversarial=adv_weight, feature=fm_weight),
+                                   adversarial=adv_weight, feature=fm_weight, phase_ip=ip_weight,
+                                   phase_gd=gd_weight, phase_iaf=iaf_weight, consistency=consistency_weight),
     )  # fmt: skip
     result = _train(run, options)
     if result is not None and not quiet:

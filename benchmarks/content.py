@@ -7,10 +7,14 @@ those of the output:
 - **Pitch-class correlation.** Per window of ``WINDOW_S`` seconds, the notes sounding in it
   make a pitch-class profile (12 bins; each note adds its duration in the window times its
   amplitude to its pitch class). The Pearson correlation of the input's and the output's
-  profile, averaged over the windows where the input has notes. Octaves do not count (a
-  melody moved an octave keeps its harmony), a wrong chord does.
+  profile, averaged over the windows weighted by the input's note mass (the sum of its
+  profile): a window of clear chords counts more than one with a single uncertain note
+  among drums, where the transcription itself is unstable. Octaves do not count (a melody
+  moved an octave keeps its harmony), a wrong chord does.
 - **Note F1.** Notes matched one to one by pitch (within 50 cents) and onset (within 50 ms),
   offsets ignored (mir_eval's transcription F-measure). Stricter: octaves count here.
+
+Over many clips both are pooled with the weight of each input's note mass (``pooled``).
 
 The math (``pitch_class_profiles``, ``profile_correlation``) needs numpy only; ``Transcriber``
 needs the ``benchmark`` extra (see docs/benchmarks.md for the install).
@@ -64,11 +68,14 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def profile_correlation(ref: np.ndarray, out: np.ndarray) -> float | None:
-    """Mean per-window Pearson correlation of two (windows, 12) profiles, over the windows
-    where ``ref`` has a pitch-class profile at all; None if it has none anywhere."""
+    """Per-window Pearson correlation of two (windows, 12) profiles, averaged with the weight of
+    ``ref``'s note mass in each window; None if ``ref`` has no pitch-class profile anywhere."""
     n = min(len(ref), len(out))
-    scores = [_pearson(ref[w], out[w]) for w in range(n) if np.ptp(ref[w]) > 0]
-    return float(np.mean(scores)) if scores else None
+    judged = [w for w in range(n) if np.ptp(ref[w]) > 0]
+    if not judged:
+        return None
+    weights = ref[judged].sum(1)
+    return float(np.average([_pearson(ref[w], out[w]) for w in judged], weights=weights))
 
 
 def note_f1(ref: list[Note], out: list[Note]) -> float | None:
@@ -154,8 +161,20 @@ class Transcriber:
 
 
 def content_kept(ref: list[Note], out: list[Note], duration: float) -> dict[str, float | None]:
-    """Both figures for one clip: input notes ``ref`` against output notes ``out``."""
+    """Both figures for one clip, input notes ``ref`` against output notes ``out``, and the
+    input's note mass: the weight of this clip when clips are pooled (``pooled``)."""
+    ref_prof = pitch_class_profiles(ref, duration)
     return {
-        "pc_corr": profile_correlation(pitch_class_profiles(ref, duration), pitch_class_profiles(out, duration)),
+        "pc_corr": profile_correlation(ref_prof, pitch_class_profiles(out, duration)),
         "note_f1": note_f1(ref, out),
+        "note_mass": float(ref_prof.sum()),
     }
+
+
+def pooled(clips: list[dict[str, float | None]], key: str) -> float | None:
+    """``key`` over clips weighted by their input note mass, as if all their windows were one
+    clip: a clip of drums and noise with a few uncertain notes counts little."""
+    judged = [(c[key], c["note_mass"]) for c in clips if c[key] is not None and c["note_mass"] > 0]
+    if not judged:
+        return None
+    return float(np.average([v for v, _ in judged], weights=[w for _, w in judged]))

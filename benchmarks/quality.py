@@ -40,7 +40,7 @@ from genreshift.mel import log_mel
 from genreshift.pipeline import ConvertOptions, Converter
 
 # benchmarks/, beside this script
-from content import Transcriber, TranscriberMissing, content_kept
+from content import Transcriber, TranscriberMissing, content_kept, pooled
 from genre_classifier import GenreClassifier, says_target, window_features
 from vocoder_table import print_vocoders
 
@@ -102,12 +102,11 @@ class ContentJudge:
                 self._inputs[name] = self.notes(audio)
             kept = content_kept(self._inputs[name], self.notes(outputs[name]), audio.shape[-1] / MEL.sample_rate)
             per_clip.append(kept | {"envelope_corr": correlation(envelope(audio), envelope(outputs[name]))})
-        # A clip in which the transcriber hears no note at all has nothing to keep.
-        return {k: _mean([c[k] for c in per_clip if c[k] is not None]) for k in per_clip[0]}
-
-
-def _mean(values: list[float]) -> float | None:
-    return float(np.mean(values)) if values else None
+        return {
+            "pc_corr": pooled(per_clip, "pc_corr"),
+            "note_f1": pooled(per_clip, "note_f1"),
+            "envelope_corr": float(np.mean([c["envelope_corr"] for c in per_clip])),
+        }
 
 
 # -- translation table -------------------------------------------------------------------------

@@ -73,6 +73,21 @@ def test_silence_keeps_nothing_and_silent_input_windows_are_not_judged():
     assert content.profile_correlation(content.pitch_class_profiles([], dur), out) is None
 
 
+def test_windows_and_clips_count_by_the_input_note_mass():
+    dur = 4.0
+    # A strong A for 2 s, then a weak C; the output keeps the A and loses the C.
+    ref = content.pitch_class_profiles([Note(0.0, 2.0, 57, 0.9), Note(2.0, 4.0, 60, 0.1)], dur)
+    out = content.pitch_class_profiles([Note(0.0, 2.0, 57, 0.9), Note(2.0, 4.0, 66, 0.9)], dur)
+    lost = content.profile_correlation(ref[1:], out[1:])
+    assert lost < 0
+    # Masses 1.8 and 0.2: the kept window counts nine times the lost one.
+    assert content.profile_correlation(ref, out) == pytest.approx(0.9 * 1.0 + 0.1 * lost)
+    clips = [{"pc_corr": 1.0, "note_mass": 3.0}, {"pc_corr": 0.0, "note_mass": 1.0},
+             {"pc_corr": None, "note_mass": 0.0}]  # fmt: skip
+    assert content.pooled(clips, "pc_corr") == pytest.approx(0.75)
+    assert content.pooled(clips[2:], "pc_corr") is None
+
+
 # -- with the transcriber ------------------------------------------------------------------------------
 
 

@@ -27,17 +27,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 
-from genreshift import models
+from genreshift import ConvertOptions, Converter, models
 from genreshift.config import MelConfig
 from genreshift.mel import log_mel
-from genreshift.pipeline import ConvertOptions, Converter
 
 # benchmarks/, beside this script
 from content import Transcriber, TranscriberMissing, content_kept, pooled
@@ -113,24 +111,15 @@ class ContentJudge:
 
 
 def convert_excerpts(genre: str, model: str | None, clips: Clips, vocoder: str) -> Clips:
-    """Run the real Converter on clips written to a temp folder; returns the outputs."""
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "in", Path(tmp) / "out"
-        src.mkdir()
-        for name, audio in clips.items():
-            sf.write(src / f"{name}.wav", audio.numpy(), MEL.sample_rate, subtype="FLOAT")
-        conv = Converter(ConvertOptions(genre=genre, model=model, output=dst, vocoder=vocoder, device="cpu"))
-        results = conv.convert([src])
-        failed = [r.message for r in results if r.status != "converted"]
-        if failed:
-            raise SystemExit(f"conversion failed: {failed}")
-        return {name: torch.from_numpy(sf.read(str(dst / f"{name}.wav"), dtype="float32")[0]) for name in clips}
+    """Run the real Converter on the clips, in memory; returns the outputs."""
+    conv = Converter(ConvertOptions(genre=genre, model=model, vocoder=vocoder, device="cpu"))
+    return {name: conv.convert_audio(audio, MEL.sample_rate) for name, audio in clips.items()}
 
 
 def resynthesize(genre: str, model: str | None, clips: Clips, vocoder: str) -> Clips:
     """The same clips through mel and the same vocoder, *without* translation: the baseline
     that separates what the translator changes from what the vocoder changes."""
-    net = models.load_vocoder(vocoder, models.load_translator(genre, model), torch.device("cpu")).module
+    net = Converter(ConvertOptions(genre=genre, model=model, vocoder=vocoder, device="cpu")).vocoder
     with torch.inference_mode():
         return {k: net(log_mel(a, MEL)[None])[0] for k, a in clips.items()}
 

@@ -58,7 +58,7 @@ def available_vocoders() -> dict[str, torch.nn.Module]:
     nets: dict[str, torch.nn.Module] = {}
     for entry in registry.registry_entries():
         if entry.kind == "vocoder":
-            ckpt = models._load_kind(registry.fetch(entry), "vocoder")
+            ckpt = models.load_checkpoint(registry.fetch(entry), "vocoder")
             nets[entry.model] = ckpt.build()
             cfg = ckpt.config
             if ckpt.arch == "fast" and (cfg.refine_iters or cfg.mel_iters):
@@ -66,7 +66,7 @@ def available_vocoders() -> dict[str, torch.nn.Module]:
                 nets[f"{entry.model}, net only (no refinement)"] = bare.build()
                 torch.manual_seed(0)
                 nets[f"{entry.model}, refinement only (untrained net)"] = FastVocoder(cfg, ckpt.mel).eval()
-    nets["griffinlim"] = GriffinLim(MEL)
+    nets["griffinlim"] = GriffinLim(mel=MEL)
     return nets
 
 

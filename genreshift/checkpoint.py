@@ -22,21 +22,16 @@ from torch import nn
 
 from .atomic import replacing
 from .errors import short_reason
-from .config import (
-    FastVocoderConfig,
-    MelConfig,
-    MelGANConfig,
-    TranslatorConfig,
-    from_dict,
-    to_dict,
-)
+from .config import MelConfig, TranslatorConfig, from_dict, to_dict
+from .translator import Generator
+from .vocoder import VOCODERS
 
 FORMAT = "genreshift"
 FORMAT_VERSION = 1
+# (kind, arch) -> config class; the vocoders come from their table (those with weights).
 ARCHS: dict[tuple[str, str], type] = {
     ("translator", "travelgan"): TranslatorConfig,
-    ("vocoder", "melgan"): MelGANConfig,
-    ("vocoder", "fast"): FastVocoderConfig,
+    **{("vocoder", arch): cls.config_class for arch, cls in VOCODERS.items() if cls.has_weights},
 }
 
 
@@ -73,11 +68,7 @@ class Checkpoint:
 
     def build(self, device: torch.device | str = "cpu") -> nn.Module:
         """The model in eval mode on ``device``, weights in float32."""
-        from .translator import Generator
-        from .vocoder import FastVocoder, MelGAN
-
-        cls = {"travelgan": Generator, "melgan": MelGAN, "fast": FastVocoder}[self.arch]
-        model = cls(self.config, self.mel) if self.arch == "fast" else cls(self.config)
+        model = VOCODERS[self.arch](self.config, self.mel) if self.kind == "vocoder" else Generator(self.config)
         state = {k: v.float() if v.is_floating_point() else v for k, v in self.state_dict.items()}
         model.load_state_dict(state)
         return model.to(device).eval()

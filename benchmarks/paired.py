@@ -11,6 +11,8 @@
    - identity: the source mel itself;
    - equaliser: the source mel plus a per-mel-bin mean offset learned from the training
      pairs (no network);
+   - affine equaliser: a per-mel-bin least-squares scale and offset fitted on the training
+     pairs (the closed form a new paired translator starts from, before any training);
    - genreshift: the translator run over the whole piece with `convert`'s overlapping,
      cross-faded windows.
    and genreshift's error as a fraction of the equaliser's (the target is <= 0.75).
@@ -36,6 +38,8 @@ import paired_data  # noqa: E402
 
 from genreshift import checkpoint, chunking  # noqa: E402
 from genreshift.config import ChunkConfig, MelConfig  # noqa: E402
+from genreshift.finetune_losses import paired_colour  # noqa: E402
+from genreshift.translator import MEL_CENTER  # noqa: E402
 from genreshift.mel import log_mel  # noqa: E402
 
 MEL = MelConfig()
@@ -114,10 +118,13 @@ def main() -> None:
                                                                       args.finetune_arg)  # fmt: skip
     ckpt = checkpoint.load(model_path)
     model = ckpt.build("cpu").eval()
-    test, offset = mels(work / "test", test_names), equaliser(mels(work / "train", train_names))
+    train_mels, test = mels(work / "train", train_names), mels(work / "test", test_names)
+    offset = equaliser(train_mels)
+    scale, shift = paired_colour(*(torch.cat([p[k] for p in train_mels], -1)[None] for k in (0, 1)))
     rows = {
         "identity": l1(test, [a for a, _ in test]),
         "equaliser": l1(test, [a + offset for a, _ in test]),
+        "affine eq": l1(test, [MEL_CENTER + scale[:, None] * (a - MEL_CENTER) + shift[:, None] for a, _ in test]),
         "genreshift": l1(test, [translate(model, a) for a, _ in test]),
     }
     ratio = rows["genreshift"] / rows["equaliser"]

@@ -7,7 +7,9 @@ Reads the corpus manifest written by scripts/build_corpus.py (train/val split), 
 
 1. Vocoders: audio -> mel -> vocoder -> audio on every held-out track, against the original:
    multi-resolution STFT distance (spectral convergence + log-magnitude L1 at FFT sizes
-   512/1024/2048) and log-mel L1. Lower is better.
+   512/1024/2048) and log-mel L1. Lower is better. With visqol-python installed (the
+   `benchmark` extra), also ViSQOL v3 in audio mode (MOS-LQO, higher is better) on the
+   first `--visqol-seconds` of each excerpt.
 2. Translation, on the held-out tracks of the *other* genres, for each genre's translator:
    - content kept: a note transcriber (basic-pitch; benchmarks/content.py) hears input and
      output; pitch-class correlation per 2 s window and note F1, plus the correlation of
@@ -244,6 +246,7 @@ def main() -> None:
                     help="judge this translator checkpoint for GENRE (repeatable); default: the released ones")
     ap.add_argument("--content-only", action="store_true",
                     help="only the content figures of the translation table (no vocoder table, no classifier)")
+    ap.add_argument("--visqol-seconds", type=float, default=10.0, help="ViSQOL on this much of each excerpt; 0: off")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()  # fmt: skip
     torch.manual_seed(0)
@@ -259,7 +262,7 @@ def main() -> None:
     clf = None
     if not args.content_only:
         val_audio = [excerpt(args.corpus / r["path"], args.seconds) for r in rows if r["split"] == "val"]
-        report["vocoders"] = print_vocoders(val_audio, args.seconds)
+        report["vocoders"] = print_vocoders(val_audio, args.seconds, args.visqol_seconds)
         clf, report["classifier_acc"] = classifier(args.corpus, rows, genres, args)
     report["translation"] = translation_table(args.corpus, rows, translators, clf, args.seconds, args.vocoder, judge)
     print_translation(report["translation"], args.vocoder)

@@ -22,7 +22,11 @@ from helpers import tiny_vocoder, write_tone
 # mono tone converted by the tiny rock translator and a tiny MelGAN checkpoint given as
 # a path, in 1 s segments (segment borders). CPU, one torch thread, torch as pinned by
 # .ci/requirements.txt; another torch or CPU kernel may round differently.
-EXPECTED = "6dfa82effbea3ec3dc2e6e995f91580cd5e0e21486228594eb5437714234b1da"
+# Changed on purpose by the fast vocoder's own overlap-add (issue 12): it gives torch.istft's
+# output only to float rounding, so clip (1) moves by at most 2.2e-8 (peak 0.085) in 166k of
+# its 265k samples; clip (2) (MelGAN) is bit-identical. With ``_istft_torch`` in its place
+# the previous hash, 6dfa82ef...4234b1da, comes back exactly.
+EXPECTED = "177b6d058000ce9b0847531b97da8465d5bcef9f851017dcf7cf30a55f14e349"
 
 
 def _samples(path) -> bytes:

@@ -99,7 +99,7 @@ def test_recipes():
     assert paired_hp.lr == 1e-3 and paired_w.paired == 1
     assert paired_w.adversarial == paired_w.travel == paired_w.siamese == paired_w.identity == paired_w.content == 0
     hp, w = finetune_recipe(paired=False)
-    assert hp.lr == 1e-4 and w.adversarial == 1 and w.content > 0
+    assert hp.lr == 1e-4 and w.adversarial == 1 and w.content > 0 and w.identity == 0
     assert new_translator(True).colour and new_translator(False).gain_points > 0
     assert TranslatorConfig() == TranslatorConfig(colour=False, gain_points=0, residual_limit=0.0)  # the v1 layout
 

@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from . import chunking, mel as melmod
-from .atomic import temp_beside
+from .atomic import TempLock, temp_beside
 from .audio import AudioError, AudioInfo, StreamResampler, resampled_length
-from .errors import short_reason
+from .errors import short_reason, write_reason
+from .loudness import Leveller, soft_limit
 from .config import ChunkConfig, MelConfig
 
 BLOCK_SECONDS = 10.0  # decoded, resampled and encoded at a time: bounds transient memory
@@ -52,6 +53,10 @@ class TrackReader:
         self._decoded = 0  # input samples read
         self._resampler = StreamResampler(info.sample_rate, cfg.sample_rate)
         self._buf = torch.zeros(self.channels, 0)  # model-rate audio from sample ``_start``
+        # The input's energy per mel frame, measured on the decoded channels before any
+        # mixing or resampling, so loudness is matched to what the listener hears.
+        self._power = np.zeros(self.frames)
+        self._count = np.zeros(self.frames)
         self._start = 0
         self._done = False
 
@@ -80,6 +85,7 @@ class TrackReader:
             raise AudioError(f"{self.path}: contains no audio (0 samples)")
         if not np.isfinite(data).all():
             raise AudioError(f"{self.path}: contains NaN or infinite samples; not converted")
+        self._measure(data)
         self._decoded += len(data)
         # A decoder that stops short of the length it reported ends the audio there: the rest
         # of the plan (made from the reported length) sees silence.
@@ -94,6 +100,21 @@ class TrackReader:
         if last:
             self._buf = self._buf[..., : self.length - self._start]
             self.close()
+
+    def _measure(self, data: np.ndarray) -> None:
+        """Add the mean power of each decoded sample to the mel frame it falls in."""
+        if not len(data):
+            return
+        at = np.arange(self._decoded, self._decoded + len(data), dtype=np.int64)
+        frame = np.minimum(at * self.cfg.sample_rate // (self.info.sample_rate * self.cfg.hop_length), self.frames - 1)
+        first, power = int(frame[0]), np.square(data, dtype=np.float64).mean(axis=1)
+        self._power[first : int(frame[-1]) + 1] += np.bincount(frame - first, weights=power)
+        self._count[first : int(frame[-1]) + 1] += np.bincount(frame - first)
+
+    def frame_energy(self, lo: int, hi: int) -> np.ndarray:
+        """(hi - lo,) input energy per mel frame, in sums of squares of model-rate samples
+        (a frame holds ``hop`` of those, however many input samples it spans)."""
+        return self._power[lo:hi] / np.maximum(self._count[lo:hi], 1) * self.cfg.hop_length
 
     def close(self) -> None:
         self._done = True
@@ -114,6 +135,7 @@ class Segment:
     out_start: int  # first frame this segment's vocoder windows reach
     emit: int  # frames from ``out_start`` that are final once this segment is added
     seconds: float  # share of the track's duration, for progress
+    energy: np.ndarray | None = None  # (emit,) the input's energy per emitted frame (loudness.Leveller)
     payload: object = None
 
 
@@ -155,6 +177,7 @@ class SegmentPlanner:
             out_start=out_start,
             emit=end - out_start,
             seconds=self.reader.info.duration * (end - out_start) / T,
+            energy=self.reader.frame_energy(out_start, end),  # decoded already: _mel read past ``end``
         )
 
     def _mel(self, p: int, q: int) -> torch.Tensor:
@@ -180,8 +203,10 @@ class TrackWriter:
     a segment border, resamples to the output rate, and appends to a temp file beside the
     output that is renamed when complete. Any failure or ``abort`` leaves neither."""
 
-    def __init__(self, path: Path, info: AudioInfo, rate: int, container: str, subtype: str | None, cfg: MelConfig, length: int):
+    def __init__(self, path: Path, info: AudioInfo, rate: int, container: str, subtype: str | None, cfg: MelConfig,
+                 length: int, level: bool = True):  # fmt: skip
         self.path, self.info, self.rate = path, info, rate
+        self.leveller = Leveller(cfg.hop_length) if level else None
         self.container, self.subtype = container, subtype
         self.hop = cfg.hop_length
         self.length = length  # model-rate samples to emit in all
@@ -191,6 +216,7 @@ class TrackWriter:
         self._emitted = 0
         self._written = 0
         self._tmp: str | None = None
+        self._lock: TempLock | None = None
         self._file: sf.SoundFile | None = None
         self.closed = False
 
@@ -205,6 +231,11 @@ class TrackWriter:
         ready = out[..., :cut] / total[:cut]
         ready = ready[..., : self.length - self._emitted]
         self._emitted += ready.shape[-1]
+        if not bool(torch.isfinite(ready).all()):  # broken weights or an overflow: never write NaN audio
+            self.abort()
+            raise AudioError(f"{self.path}: the models gave NaN or infinite audio; not written")
+        if self.leveller is not None:
+            ready = self.leveller.push(ready, segment.energy, segment.last)
         try:
             # In blocks: resampling and encoding a whole segment at once would make several
             # copies of it (resampled, all channels, interleaved) at the output rate.
@@ -225,18 +256,17 @@ class TrackWriter:
             return
         if wave.shape[0] != self.info.channels:
             wave = wave.expand(self.info.channels, -1)
-        data = wave.clamp(-1.0, 1.0).T.contiguous().numpy()
+        data = soft_limit(wave).T.contiguous().numpy()
         try:
             if self._file is None:
                 self._tmp = temp_beside(self.path)
+                self._lock = TempLock(self._tmp)
                 self._file = sf.SoundFile(
                     self._tmp, "w", self.rate, self.info.channels, subtype=self.subtype, format=self.container
                 )
             self._file.write(data)
-        except OSError as exc:
-            raise AudioError(f"{self.path}: cannot write output ({exc.strerror or exc})") from None
         except Exception as exc:
-            raise AudioError(f"{self.path}: cannot write output ({short_reason(exc, last_line=True)})") from None
+            raise AudioError(f"{self.path}: cannot write output: {write_reason(exc, self.path.parent)}") from None
         self._written += data.shape[0]
 
     def _finish(self) -> None:
@@ -246,8 +276,14 @@ class TrackWriter:
             self._file.close()
             os.replace(self._tmp, self.path)
         except Exception as exc:
-            raise AudioError(f"{self.path}: cannot write output ({short_reason(exc, last_line=True)})") from None
+            raise AudioError(f"{self.path}: cannot write output: {write_reason(exc, self.path.parent)}") from None
         self._file, self._tmp, self.closed = None, None, True
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def abort(self) -> None:
         """Drop the temp file; later segments of this track are ignored."""
@@ -261,3 +297,4 @@ class TrackWriter:
         if self._tmp is not None:
             Path(self._tmp).unlink(missing_ok=True)
             self._tmp = None
+        self._unlock()

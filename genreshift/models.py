@@ -108,7 +108,15 @@ def load_vocoder(spec: str, translator: LoadedTranslator, device: torch.device) 
             )
         ckpt = _load_kind(registry.fetch(entry), "vocoder")
     check_mel_match(mel, ckpt.mel, spec)
-    return LoadedVocoder(spec, ckpt.arch, ckpt.build(device), vocoder_context(ckpt.arch, ckpt.config))
+    return LoadedVocoder(spec, ckpt.arch, build(ckpt, device, spec), vocoder_context(ckpt.arch, ckpt.config))
+
+
+def build(ckpt: Checkpoint, device: torch.device, label: str) -> nn.Module:
+    """``ckpt.build`` with its failure as a ModelError that names the model."""
+    try:
+        return ckpt.build(device)
+    except CheckpointError as exc:
+        raise ModelError(f"{label}: {exc}") from None
 
 
 def vocoder_context(arch: str, cfg: object) -> int:

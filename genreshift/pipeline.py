@@ -19,12 +19,12 @@ from typing import Callable
 
 import torch
 
-from . import audio, chunking
+from . import atomic, audio, chunking
 from .audio import AudioError, AudioInfo, Track
 from .batching import BatchQueue, Job
 from .config import ChunkConfig
 from .device import resolve_device
-from .models import CPU_BATCH, check_genre, load_translator, load_vocoder
+from .models import CPU_BATCH, build, check_genre, load_translator, load_vocoder
 from .streaming import Segment, SegmentPlanner, TrackReader, TrackWriter
 
 VOCODER_CHUNK_FRAMES = 256
@@ -51,6 +51,8 @@ class ConvertOptions:
     # Audio converted at a time (rounded to whole vocoder windows): memory is bounded by
     # this, not by the track's length; longer segments repeat fewer translator windows.
     segment_seconds: float = 60.0
+    # Keep the output's loudness near the input's (loudness.Leveller); off: the models' own level.
+    level: bool = True
 
 
 @dataclass
@@ -61,6 +63,8 @@ class TrackResult:
     seconds: float = 0.0  # wall time spent on it
     status: str = "planned"  # planned | converted | skipped | failed
     message: str = ""
+    correction_db: float | None = None  # gain the output needed to match the input's loudness
+    gain_limited: bool = False  # ... and it needed more than the gain limit allowed somewhere
 
 
 @dataclass
@@ -84,6 +88,7 @@ class _Work:
     planner: SegmentPlanner | None = None
     writer: TrackWriter | None = None
     finished: bool = False  # converted or failed; its result is final
+    credited: float = 0.0  # seconds of progress reported for it so far
     lock: threading.Lock = field(default_factory=threading.Lock)  # held while a segment decodes
 
     def release(self) -> None:
@@ -124,7 +129,7 @@ class Converter:
             info = load_translator(self.options.genre, self.options.model)
             self.mel_cfg = info.checkpoint.mel
             self._vocoder = load_vocoder(self.options.vocoder, info, self.device)
-            self._translator = info.checkpoint.build(self.device)
+            self._translator = build(info.checkpoint, self.device, info.label)
 
     @property
     def vocoder_name(self) -> str:
@@ -155,7 +160,10 @@ class Converter:
     def _plan_one(self, track: Track, inputs: set[Path], claimed: dict[Path, Path]) -> PlannedTrack:
         info = audio.probe(track.path)
         rate = self.options.sample_rate or info.sample_rate
-        container, subtype, suffix = audio.output_format(info, self.options.format, track.path.suffix, rate)
+        try:
+            container, subtype, suffix = audio.output_format(info, self.options.format, track.path.suffix, rate)
+        except AudioError as exc:
+            raise AudioError(f"{track.path}: {exc}") from None
         output = self.output_root / track.relative.with_suffix(suffix)
         key = output.resolve()
         if key in inputs:
@@ -172,10 +180,16 @@ class Converter:
         todo, results, problems = self.plan(paths)
         for result in results:
             self.progress(0.0, result)
+        self.remove_stale_temps()
         if todo:
             self.load_models()
             results += self.convert_planned(todo)
         return results
+
+    def remove_stale_temps(self) -> list[Path]:
+        """Delete temp files a killed run left in the output folder (never those of a run
+        still writing there); returns them."""
+        return atomic.remove_stale(self.output_root)
 
     def convert_planned(self, todo: list[PlannedTrack]) -> list[TrackResult]:
         """Convert planned tracks segment by segment; returns one result per track, in order."""
@@ -212,7 +226,7 @@ class Converter:
         finally:
             decode.shutdown(wait=True, cancel_futures=True)
             for work in works:  # after an error or Ctrl-C: no temp file is left behind
-                write.submit(self._abort, work, "interrupted")
+                write.submit(self._abort, work, f"{work.planned.track.path}: interrupted; not written")
             write.shutdown(wait=True)
         return [w.planned.result for w in works]
 
@@ -229,7 +243,7 @@ class Converter:
                 frames = self.options.segment_seconds * cfg.sample_rate / cfg.hop_length
                 work.planner = SegmentPlanner(work.reader, self.chunk, vocode, round(frames / (vocode.size - vocode.overlap)))
                 work.writer = TrackWriter(planned.output, planned.info, planned.out_rate, planned.container,
-                                          planned.subtype, self.mel_cfg, work.reader.length)  # fmt: skip
+                                          planned.subtype, self.mel_cfg, work.reader.length, self.options.level)  # fmt: skip
             seg = work.planner.next_segment()
             seg.payload = work
             return seg
@@ -254,7 +268,19 @@ class Converter:
 
     def _vocoded(self, job: Job, n: int) -> None:
         """Progress: each vocoded window is a known share of its segment's duration."""
-        self.progress(job.payload.seconds * n / len(job.windows), None)
+        work: _Work = job.payload.payload
+        if work.finished:  # failed: _settle has counted all of it
+            return
+        seconds = job.payload.seconds * n / len(job.windows)
+        work.credited += seconds
+        self.progress(seconds, None)
+
+    def _settle(self, work: _Work) -> None:
+        """Report a finished track, with the rest of its seconds: the bar ends at the total,
+        however much of a failed track was converted before it failed."""
+        rest = max(0.0, work.planned.result.duration - work.credited)
+        work.credited += rest
+        self.progress(rest, work.planned.result)
 
     def _write(self, seg: Segment, summed: torch.Tensor, weights: torch.Tensor) -> None:
         """Writer thread: append a segment to its track's output; finish the track after its last."""
@@ -272,21 +298,19 @@ class Converter:
             result.status = "converted"
             result.message = "input is silent" if work.reader.peak == 0 else ""
             result.seconds = time.perf_counter() - work.started
+            if work.writer.leveller is not None:
+                result.correction_db = work.writer.leveller.correction_db
+                result.gain_limited = work.writer.leveller.limited
             work.finished = True
             work.release()
-            self.progress(0.0, result)
+            self._settle(work)
 
     def _abort(self, work: _Work, message: str) -> None:
         """Writer thread: drop a track's temp file and report it failed (once)."""
         if not work.finished:
             work.finished = True
-            self._fail(work.planned, message, work.started)
+            result = work.planned.result
+            result.status, result.message = "failed", message
+            result.seconds = time.perf_counter() - work.started
+            self._settle(work)
         work.release()
-
-    def _fail(self, planned: PlannedTrack, message: str, started: float | None = None) -> TrackResult:
-        result = planned.result
-        result.status, result.message = "failed", message
-        if started is not None:
-            result.seconds = time.perf_counter() - started
-        self.progress(0.0, result)
-        return result

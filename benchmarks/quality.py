@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,10 +28,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from genreshift import models, registry
+from genreshift import ConvertOptions, Converter, models, registry
 from genreshift.config import MelConfig
 from genreshift.mel import log_mel
-from genreshift.pipeline import ConvertOptions, Converter
 
 MEL = MelConfig()
 WINDOW = 256  # classifier window in mel frames (~3 s)
@@ -160,24 +158,15 @@ def envelope(audio: torch.Tensor) -> torch.Tensor:
 
 
 def convert_excerpts(genre: str, clips: dict[str, torch.Tensor], vocoder: str) -> dict[str, torch.Tensor]:
-    """Run the real Converter on clips written to a temp folder; returns the outputs."""
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "in", Path(tmp) / "out"
-        src.mkdir()
-        for name, audio in clips.items():
-            sf.write(src / f"{name}.wav", audio.numpy(), MEL.sample_rate, subtype="FLOAT")
-        conv = Converter(ConvertOptions(genre=genre, output=dst, vocoder=vocoder, device="cpu"))
-        results = conv.convert([src])
-        failed = [r.message for r in results if r.status != "converted"]
-        if failed:
-            raise SystemExit(f"conversion failed: {failed}")
-        return {name: torch.from_numpy(sf.read(str(dst / f"{name}.wav"), dtype="float32")[0]) for name in clips}
+    """Run the real Converter on the clips, in memory; returns the outputs."""
+    conv = Converter(ConvertOptions(genre=genre, vocoder=vocoder, device="cpu"))
+    return {name: conv.convert_audio(audio, MEL.sample_rate) for name, audio in clips.items()}
 
 
 def resynthesize(genre: str, clips: dict[str, torch.Tensor], vocoder: str) -> dict[str, torch.Tensor]:
     """The same clips through mel and the same vocoder, *without* translation: the baseline
     that separates what the translator changes from what the vocoder changes."""
-    net = models.load_vocoder(vocoder, models.load_translator(genre), torch.device("cpu")).module
+    net = Converter(ConvertOptions(genre=genre, vocoder=vocoder, device="cpu")).vocoder
     with torch.inference_mode():
         return {k: net(log_mel(a, MEL)[None])[0] for k, a in clips.items()}
 
@@ -218,7 +207,7 @@ def available_vocoders() -> dict[str, torch.nn.Module]:
     nets: dict[str, torch.nn.Module] = {}
     for entry in registry.registry_entries():
         if entry.kind == "vocoder":
-            ckpt = models._load_kind(registry.fetch(entry), "vocoder")
+            ckpt = models.load_checkpoint(registry.fetch(entry), "vocoder")
             nets[entry.model] = ckpt.build()
             cfg = ckpt.config
             if ckpt.arch == "fast" and (cfg.refine_iters or cfg.mel_iters):
@@ -226,7 +215,7 @@ def available_vocoders() -> dict[str, torch.nn.Module]:
                 nets[f"{entry.model}, net only (no refinement)"] = bare.build()
                 torch.manual_seed(0)
                 nets[f"{entry.model}, refinement only (untrained net)"] = FastVocoder(cfg, ckpt.mel).eval()
-    nets["griffinlim"] = GriffinLim(MEL)
+    nets["griffinlim"] = GriffinLim(mel=MEL)
     return nets
 
 

@@ -102,7 +102,7 @@ def worker(spec: dict) -> dict:
     import torch
 
     torch.set_num_threads(spec["threads"])
-    from genreshift.pipeline import Converter, ConvertOptions
+    from genreshift import Converter, ConvertOptions
 
     options = ConvertOptions(
         genre=spec.get("genre"), model=spec.get("translator"), vocoder=spec["vocoder"],
@@ -131,14 +131,12 @@ def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
 
     from genreshift import chunking, mel as melmod
     from genreshift.audio import probe
-    from genreshift.batching import BatchQueue, Job
-    from genreshift.config import ChunkConfig
-    from genreshift.models import CPU_BATCH
-    from genreshift.pipeline import VOCODER_CHUNK_FRAMES, VOCODER_OVERLAP_FRAMES, _in_parts
+    from genreshift.batching import BatchQueue, Job, in_parts
+    from genreshift.pipeline import vocoder_windows
     from genreshift.audio import StreamResampler
     from genreshift.streaming import TrackReader
 
-    cfg = conv.mel_cfg
+    cfg = conv.mel_config
     seg = int(60 * cfg.sample_rate)  # the pipeline's segment length, in model-rate samples
 
     def decode(path: Path) -> list[torch.Tensor]:
@@ -169,12 +167,11 @@ def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
     # Model stages are timed after two warm-up batches (below): steady-state throughput.
     mels = [melmod.log_mel(w, cfg) for w in waves]
     if op == "translate":
-        model, ccfg, scale = conv._translator, conv.chunk, 1
+        model, ccfg, scale = conv.translator, conv.chunk, 1
     else:
-        model, scale = conv._vocoder.module, cfg.hop_length
-        ccfg = ChunkConfig(VOCODER_CHUNK_FRAMES, VOCODER_OVERLAP_FRAMES, conv._vocoder.context)
-    note = f"{conv._vocoder.arch if op == 'vocode' else 'translator'}, batch {spec['batch']}"
-    part = CPU_BATCH[conv._vocoder.arch] if op == "vocode" else spec["batch"]  # as the pipeline runs it
+        model, ccfg, scale = conv.vocoder, vocoder_windows(conv.vocoder), cfg.hop_length
+    note = f"{conv.vocoder.arch if op == 'vocode' else 'translator'}, batch {spec['batch']}"
+    part = conv.vocoder.cpu_batch if op == "vocode" else spec["batch"]  # as the pipeline runs it
     if spec.get("compile"):
         model, note = _compiled(model, mels[0], ccfg, min(part, spec["batch"]), note)
     else:  # the same two warm-up calls compile gets: first calls set up oneDNN kernels
@@ -182,7 +179,7 @@ def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
         with torch.inference_mode():
             model(windows), model(windows)
     if part < spec["batch"]:
-        model, note = _in_parts(model, part), f"{note} (calls of {part})"
+        model, note = in_parts(model, part), f"{note} (calls of {part})"
     queue = BatchQueue(model, spec["batch"], torch.device("cpu"))
     start = time.perf_counter()
     for m in mels:

@@ -22,21 +22,16 @@ from torch import nn
 
 from .atomic import replacing
 from .errors import short_reason
-from .config import (
-    FastVocoderConfig,
-    MelConfig,
-    MelGANConfig,
-    TranslatorConfig,
-    from_dict,
-    to_dict,
-)
+from .config import MelConfig, TranslatorConfig, from_dict, to_dict
+from .translator import Generator
+from .vocoder import VOCODERS
 
 FORMAT = "genreshift"
 FORMAT_VERSION = 1
+# (kind, arch) -> config class; the vocoders come from their table (those with weights).
 ARCHS: dict[tuple[str, str], type] = {
     ("translator", "travelgan"): TranslatorConfig,
-    ("vocoder", "melgan"): MelGANConfig,
-    ("vocoder", "fast"): FastVocoderConfig,
+    **{("vocoder", arch): cls.config_class for arch, cls in VOCODERS.items() if cls.has_weights},
 }
 
 
@@ -80,22 +75,18 @@ class Checkpoint:
         """The model in eval mode on ``device``, weights in float32."""
         state = {k: v.float() if v.is_floating_point() else v for k, v in self.state_dict.items()}
         try:
-            model = _construct(self.arch, self.config, self.mel)
+            model = _construct(self.kind, self.arch, self.config, self.mel)
             model.load_state_dict(state)
         except Exception as exc:  # sizes that do not fit the weights, or make no network at all
             raise CheckpointError(f"not a usable genreshift checkpoint: {short_reason(exc)}") from None
         return model.to(device).eval()
 
 
-def _construct(arch: str, config: Any, mel: MelConfig) -> nn.Module:
-    from .translator import Generator
-    from .vocoder import FastVocoder, MelGAN
-
-    cls = {"travelgan": Generator, "melgan": MelGAN, "fast": FastVocoder}[arch]
-    return cls(config, mel) if arch == "fast" else cls(config)
+def _construct(kind: str, arch: str, config: Any, mel: MelConfig) -> nn.Module:
+    return VOCODERS[arch](config, mel) if kind == "vocoder" else Generator(config)
 
 
-def check_weights(arch: str, config: Any, mel: MelConfig, state_dict: Any) -> None:
+def check_weights(kind: str, arch: str, config: Any, mel: MelConfig, state_dict: Any) -> None:
     """Raise ValueError unless ``state_dict`` is exactly the weights ``arch`` with ``config``
     has, all finite. The network is first built on the meta device (no memory), so absurd
     sizes in a hostile file cost nothing."""
@@ -117,7 +108,7 @@ def check_weights(arch: str, config: Any, mel: MelConfig, state_dict: Any) -> No
     # and not saved: its saved weights are the same without them.
     shapes_only = replace(config, refine_iters=0, mel_iters=0, magnitude_prior=False) if arch == "fast" else config
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in _construct(arch, shapes_only, mel).state_dict().items()}
+        expected = {k: tuple(v.shape) for k, v in _construct(kind, arch, shapes_only, mel).state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state_dict.items()}
     if set(got) != set(expected):
         extra, missing = sorted(set(got) - set(expected)), sorted(set(expected) - set(got))
@@ -175,7 +166,7 @@ def from_plain(data: Any, path: str | os.PathLike = "<memory>") -> Checkpoint:
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: bad settings in checkpoint ({exc})") from None
     try:
-        check_weights(key[1], config, mel, data.get("state_dict"))
+        check_weights(*key, config, mel, data.get("state_dict"))
         known = {"format", "format_version", "kind", "arch", "config", "mel", "genres", "vocoder", "meta", "state_dict"}
         return Checkpoint(
             kind=data["kind"],

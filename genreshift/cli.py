@@ -107,9 +107,10 @@ def convert(
         problem = rate_problem(FORMATS[fmt.value][0], sample_rate)
         if problem:
             raise typer.BadParameter(problem, param_hint="--sample-rate")
+    from . import ConvertOptions, Converter
     from .device import DeviceError
+    from .display import ConvertProgress, note
     from .models import ModelError, UnknownGenreError
-    from .pipeline import ConvertOptions, Converter
     from .registry import WeightsError
 
     options = ConvertOptions(
@@ -117,18 +118,21 @@ def convert(
         chunk_frames=chunk_frames, overlap=overlap, stereo=stereo, sample_rate=sample_rate,
         format=fmt.value if fmt else None, skip_existing=skip_existing, segment_seconds=segment_seconds, level=level,
     )  # fmt: skip
+    progress = ConvertProgress(quiet)
     try:
-        converter = Converter(options)
+        converter = Converter(options, progress)
     except (UnknownGenreError, DeviceError) as exc:
         raise _fail(str(exc), 2) from None
-    except ModelError as exc:
+    except (ModelError, WeightsError) as exc:
         raise _fail(str(exc)) from None
+    if converter.source.note and not quiet:
+        note(converter.source.note)
     from . import interrupts
 
     signals: list[int] = []
     try:
         with interrupts.term_as_interrupt(signals):
-            code = _run_convert(converter, paths, dry_run, quiet, report)
+            code = _run_convert(converter, progress, paths, dry_run, quiet, report)
     except (ModelError, WeightsError) as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
@@ -143,8 +147,8 @@ def convert(
     raise typer.Exit(code)
 
 
-def _run_convert(converter, paths: list[Path], dry_run: bool, quiet: bool, report: Path | None = None) -> int:
-    from .display import ConvertProgress, error, stdout, summary_table
+def _run_convert(converter, progress, paths: list[Path], dry_run: bool, quiet: bool, report: Path | None = None) -> int:
+    from .display import error, stdout, summary_table
 
     todo, results, problems = converter.plan(paths)
     for problem in problems:
@@ -167,9 +171,8 @@ def _run_convert(converter, paths: list[Path], dry_run: bool, quiet: bool, repor
         _check_report_extra()
     if todo:
         total = sum(p.result.duration for p in todo)
-        converter.load_models()
-        with ConvertProgress(total, len(todo), quiet) as progress:
-            converter.progress = progress
+        converter.load_models()  # before the bar: a download shows its own
+        with progress.running(total, len(todo)):
             results += converter.convert_planned(todo)
     if not quiet and results:
         stdout.print(summary_table(results))
@@ -178,7 +181,8 @@ def _run_convert(converter, paths: list[Path], dry_run: bool, quiet: bool, repor
         stdout.print(f"{len(failed)} of {len(results)} file(s) failed:", markup=False)
         for r in failed:
             stdout.print(f"  {r.message}", markup=False)
-    if report is not None and not _write_report(converter, report, results, quiet):
+    mel = converter.mel_config if todo else None  # no models loaded just for the report
+    if report is not None and not _write_report(converter, report, results, mel, quiet):
         return 1
     return 1 if failed or problems or not (todo or results) else 0
 
@@ -203,12 +207,12 @@ def _check_report_extra() -> None:
         stderr.print(MISSING_MATPLOTLIB, markup=False, highlight=False)
 
 
-def _write_report(converter, path: Path, results, quiet: bool) -> bool:
+def _write_report(converter, path: Path, results, mel, quiet: bool) -> bool:
     from .display import error, stdout
     from .report import settings_of, write_report
 
     try:
-        write_report(path, results, settings_of(converter), getattr(converter, "mel_cfg", None))
+        write_report(path, results, settings_of(converter), mel)
     except Exception as exc:  # the files are converted; a failed page is one line, not a traceback
         error(f"{path}: cannot write the report ({getattr(exc, 'strerror', None) or exc})")
         return False

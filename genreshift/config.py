@@ -84,6 +84,11 @@ class TranslatorConfig:
     n_blocks: int = 6
     kernel_size: int = 5
     window_frames: int = 128  # the crop length it is trained on
+    # v3 additions; their defaults rebuild a v1/v2 checkpoint unchanged.
+    colour: bool = False  # a per-bin affine map of the input (global timbre), before the residual
+    gain_points: int = 0  # > 0: the net's output is a gain smooth across bins (this many control points)
+    # plus the residual below; 0: a free residual per bin (v1)
+    residual_limit: float = 0.0  # > 0: the per-bin residual is bounded to +-this (log10 units) by tanh
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,11 @@ class FastVocoderConfig:
     # but match its mel to the input mel
 
 
-VOCODER_CONFIGS: dict[str, type] = {"melgan": MelGANConfig, "fast": FastVocoderConfig}
+@dataclass(frozen=True)
+class GriffinLimConfig:
+    """Griffin-Lim from the inverted mel filters: no weights, so no checkpoint."""
+
+    n_iter: int = 32
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,7 @@ class TrainConfig:
     seed: int = 0
     silence_db: float = -60.0  # frames quieter than this (RMS, dBFS) count as silent
     max_seconds_per_track: float | None = None  # bounds decoding and mel caching time
+    max_minutes: float | None = None  # stop after this much wall time in this session (or at steps)
 
 
 @dataclass(frozen=True)
@@ -162,6 +172,33 @@ class TravelLossWeights:
     identity: float = 0.5  # |G(b) - b| on target crops
     paired: float = 1.0  # |G(a) - b| on matched pairs (only with --paired)
     margin: float = 2.0  # delta of the siamese margin loss
+    content: float = 0.0  # |fine structure of G(a) - that of a|: holds the harmonics in place
+
+
+def finetune_recipe(paired: bool) -> tuple[FinetuneConfig, TravelLossWeights]:
+    """Default optimiser settings and loss weights of ``genreshift finetune``.
+
+    With pairs, what a pair teaches is a plain supervised L1: every adversarial and
+    content-keeping term is off and the learning rate is 10x higher, which measured far
+    better than the GAN recipe plus an L1 term (docs/training.md). Without pairs: the
+    MelGAN-VC recipe plus the content term.
+    """
+    if paired:
+        weights = TravelLossWeights(adversarial=0.0, travel=0.0, siamese=0.0, identity=0.0, paired=1.0, content=0.0)
+        return FinetuneConfig(lr=1e-3), weights
+    return FinetuneConfig(), TravelLossWeights(content=UNPAIRED_CONTENT_WEIGHT)
+
+
+# Chosen by measurement: docs/training.md, "translator v3".
+UNPAIRED_CONTENT_WEIGHT = 10.0
+
+
+def new_translator(paired: bool) -> TranslatorConfig:
+    """The generator a run from scratch builds (v3). ``TranslatorConfig()`` itself keeps the
+    v1 layout, so that old checkpoints, whose files predate the v3 fields, rebuild unchanged."""
+    if paired:
+        return TranslatorConfig(colour=True)
+    return TranslatorConfig(colour=True, gain_points=16, residual_limit=0.5)
 
 
 @dataclass(frozen=True)

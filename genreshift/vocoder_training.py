@@ -28,9 +28,9 @@ from .config import (
 from .discriminators import Discriminators, d_loss, feature_loss, g_loss, halves
 from .mel import log_mel
 from .training_data import Crops, crops_from
-from .vocoder import FastVocoder, MelGAN
+from .vocoder import VOCODERS
 
-ARCHS = {"fast": (FastVocoderConfig, FastVocoder), "melgan": (MelGANConfig, MelGAN)}
+ARCHS = {arch: (cls.config_class, cls) for arch, cls in VOCODERS.items() if cls.has_weights}
 # A new fast vocoder (not --init or --resume) gets the v2 settings unless told otherwise.
 NEW_FAST = {"magnitude_prior": True, "refine_iters": 8, "mel_iters": 4}
 STFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))  # (n_fft, hop, win)
@@ -173,7 +173,7 @@ def _setup(opts: VocoderTrainOptions, env: training.Env) -> _Run:
     mel_cfg = (resumed or init).mel if (resumed or init) else MelConfig()
     crops = _crops(opts, env, mel_cfg, hp)
     torch.manual_seed(opts.train.seed)  # the same initial weights on every rank (DDP also broadcasts them)
-    g, d = ARCHS[opts.arch][1](cfg), Discriminators(hp.disc, hp.disc_channels)
+    g, d = ARCHS[opts.arch][1](cfg, mel_cfg), Discriminators(hp.disc, hp.disc_channels)
     if resumed or init:
         g.load_state_dict({k: v.float() for k, v in (resumed or init).state_dict.items()})
     g, d = training.wrap(g, env), training.wrap(d, env)  # on the device before optimizer state is loaded

@@ -196,8 +196,7 @@ def test_damaged_checkpoints_on_every_path(served, tmp_path):
 def test_non_finite_model_output_fails_the_track_not_the_batch(served, tmp_path):
     good, bad = write_tone(tmp_path / "in" / "a.wav", 0.5), write_tone(tmp_path / "in" / "b.wav", 0.5)
     conv = Converter(ConvertOptions(genre="rock", output=tmp_path / "o", batch_size=1))
-    conv.load_models()
-    vocode = conv._vocoder.module
+    vocode = conv.vocoder.forward
     calls = []
 
     def sometimes_nan(mel):  # the second track's windows come out NaN
@@ -205,7 +204,7 @@ def test_non_finite_model_output_fails_the_track_not_the_batch(served, tmp_path)
         out = vocode(mel)
         return out * float("nan") if len(calls) > 1 else out
 
-    conv._vocoder.module = sometimes_nan
+    conv.vocoder.forward = sometimes_nan
     results = conv.convert([good, bad])
     assert [r.status for r in results] == ["converted", "failed"]
     assert "b.wav: the models gave NaN or infinite audio; not written" in results[1].message

@@ -4,10 +4,9 @@ import pytest
 import torch
 
 from genreshift.chunking import plan_windows, split, stitch
-from genreshift.config import ChunkConfig, FastVocoderConfig, MelConfig, MelGANConfig, from_dict
+from genreshift.config import ChunkConfig, FastVocoderConfig, GriffinLimConfig, MelConfig, MelGANConfig, from_dict
 from genreshift.mel import log_mel
-from genreshift.models import VOCODER_CONTEXT, vocoder_context
-from genreshift.vocoder import FastVocoder, GriffinLim, MelGAN
+from genreshift.vocoder import VOCODERS, FastVocoder, GriffinLim, MelGAN
 from helpers import TINY_FAST
 
 MEL = MelConfig()
@@ -44,17 +43,14 @@ def _chunked(model, mel: torch.Tensor, context: int) -> torch.Tensor:
         return stitch(model(split(mel, plan)), plan, scale=MEL.hop_length)
 
 
-@pytest.mark.parametrize(
-    "name,model",
-    [("melgan", _lively_melgan), ("fast", lambda: FastVocoder(FastVocoderConfig()))],
-)
-def test_chunked_matches_whole_file(name, model):
+@pytest.mark.parametrize("model", [_lively_melgan, lambda: FastVocoder(FastVocoderConfig())])
+def test_chunked_matches_whole_file(model):
     torch.manual_seed(0)
     net = model().eval()
     mel = log_mel(_music(3.0), MEL)
     with torch.inference_mode():
         whole = net(mel[None])[0]
-    assert _snr_db(whole, _chunked(net, mel, VOCODER_CONTEXT[name])) > 40
+    assert _snr_db(whole, _chunked(net, mel, net.context_frames)) > 40
 
 
 def test_too_little_context_is_detectable():
@@ -78,7 +74,7 @@ def test_melgan_state_dict_keys_match_melgan_neurips():
     assert sum(p.numel() for p in MelGAN(MelGANConfig()).parameters()) == 4_260_257 + 5793
 
 
-@pytest.mark.parametrize("net", [MelGAN(MelGANConfig(ngf=4, n_residual_layers=1)), FastVocoder(TINY_FAST), GriffinLim(MEL, n_iter=4)])
+@pytest.mark.parametrize("net", [MelGAN(MelGANConfig(ngf=4, n_residual_layers=1)), FastVocoder(TINY_FAST), GriffinLim(GriffinLimConfig(n_iter=4), MEL)])
 def test_every_vocoder_gives_hop_samples_per_frame(net):
     with torch.inference_mode():
         out = net(torch.randn(2, 80, 37) - 3)
@@ -89,7 +85,7 @@ def test_griffinlim_reconstructs_the_spectrum():
     audio = _music(2.0)
     mel = log_mel(audio, MEL)
     with torch.inference_mode():
-        back = GriffinLim(MEL, n_iter=32)(mel[None])[0]
+        back = GriffinLim(GriffinLimConfig(n_iter=32), MEL)(mel[None])[0]
     assert back.shape == audio[: mel.shape[-1] * 256].shape
     err = (log_mel(back, MEL) - mel).abs().mean()
     assert err < 0.25, err  # log10 units; a random signal is > 1 away
@@ -164,16 +160,30 @@ def test_refined_chunks_match_a_whole_file_pass():
     mel = log_mel(_music(3.0), MEL)
     with torch.inference_mode():
         whole = net(mel[None])[0]
-    context = vocoder_context("fast", V2)
+    context = net.context_frames
     assert _snr_db(whole, _chunked(net, mel, context)) > 40
     assert _snr_db(whole, _chunked(net, mel, 2)) < 40  # ... and too little context shows
 
 
 def test_context_grows_with_the_fast_vocoder():
-    assert vocoder_context("fast", FastVocoderConfig()) == 17
-    assert vocoder_context("fast", replace(FastVocoderConfig(), n_blocks=6)) == 23
-    assert vocoder_context("fast", replace(FastVocoderConfig(), n_blocks=6, refine_iters=1)) == 31
-    assert vocoder_context("melgan", MelGANConfig()) == VOCODER_CONTEXT["melgan"]
+    assert FastVocoder.context_for(FastVocoderConfig()) == 17
+    assert FastVocoder.context_for(replace(FastVocoderConfig(), n_blocks=6)) == 23
+    assert FastVocoder.context_for(replace(FastVocoderConfig(), n_blocks=6, refine_iters=1)) == 31
+    assert FastVocoder(FastVocoderConfig()).context_frames == 17
+
+
+@pytest.mark.parametrize("arch", sorted(VOCODERS))
+def test_one_table_builds_every_vocoder_the_same_way(arch):
+    """arch -> class; the class names its arch and config and carries its context and CPU batch."""
+    cls = VOCODERS[arch]
+    net = cls(cls.config_class(), MEL)
+    assert cls.arch == arch and isinstance(net.cfg, cls.config_class)
+    assert net.context_frames >= 8 and net.cpu_batch >= 1
+
+
+def test_griffinlim_refuses_the_old_call():
+    with pytest.raises(TypeError, match="mel="):
+        GriffinLim(MEL)
 
 
 def test_a_v1_config_rebuilds_without_prior_or_refinement():

@@ -6,7 +6,9 @@ Reads the corpus manifest written by scripts/build_corpus.py (train/val split), 
 
 1. Vocoders: audio -> mel -> vocoder -> audio on every held-out track, against the original:
    multi-resolution STFT distance (spectral convergence + log-magnitude L1 at FFT sizes
-   512/1024/2048) and log-mel L1. Lower is better.
+   512/1024/2048) and log-mel L1. Lower is better. With visqol-python installed
+   (`pip install 'genreshift[benchmarks]'`), also ViSQOL v3 in audio mode (MOS-LQO, higher
+   is better) on the first `--visqol-seconds` of each excerpt.
 2. Translation: a small genre classifier (logistic regression on the mean and spread of each
    mel bin over 3 s windows) is trained on the training tracks, then scores the held-out
    tracks of the *other* genres before and after `convert --to GENRE`: how often it says
@@ -69,10 +71,39 @@ def mel_l1(ref: torch.Tensor, out: torch.Tensor) -> float:
     return float((log_mel(ref, MEL) - log_mel(out, MEL)).abs().mean())
 
 
-def vocoder_table(tracks: list[torch.Tensor], vocoders: dict[str, torch.nn.Module]) -> dict[str, dict]:
+def visqol_scorer(seconds: float):
+    """ViSQOL v3, audio mode: ``score(reference, output)`` -> MOS-LQO (1 to 5, higher is
+    better) on the first ``seconds`` of each, or None when visqol-python is not installed
+    (``pip install 'genreshift[benchmarks]'``) or ``seconds`` is 0. Audio mode is built for
+    48 kHz, so both signals are resampled from the model rate: the reference is band-limited
+    to 11.025 kHz like every vocoder's output. The package is pure Python (with libsvm), about
+    2-3 s of CPU per second of audio without numba, hence the cut."""
+    try:
+        from visqol import VisqolApi
+    except ImportError:
+        return None
+    if seconds <= 0:
+        return None
+    import logging
+
+    import torchaudio
+
+    logging.getLogger("visqol").setLevel(logging.ERROR)  # one warning per clip otherwise
+    api = VisqolApi()
+    api.create(mode="audio")
+    n = int(seconds * MEL.sample_rate)
+
+    def score(ref: torch.Tensor, out: torch.Tensor) -> float:
+        ref, out = (torchaudio.functional.resample(x[:n].double(), MEL.sample_rate, 48000).numpy() for x in (ref, out))
+        return float(api.measure_from_arrays(ref, out, 48000).moslqo)
+
+    return score
+
+
+def vocoder_table(tracks: list[torch.Tensor], vocoders: dict[str, torch.nn.Module], visqol=None) -> dict[str, dict]:
     rows = {}
     for name, net in vocoders.items():
-        stft, mel, secs, audio_s = [], [], 0.0, 0.0
+        stft, mel, secs, audio_s, visq = [], [], 0.0, 0.0, []
         for audio in tracks:
             audio = audio[: (audio.shape[-1] // MEL.hop_length) * MEL.hop_length]
             t = time.perf_counter()
@@ -82,7 +113,11 @@ def vocoder_table(tracks: list[torch.Tensor], vocoders: dict[str, torch.nn.Modul
             audio_s += audio.shape[-1] / MEL.sample_rate
             stft.append(stft_distance(audio, out))
             mel.append(mel_l1(audio, out))
+            if visqol:
+                visq.append(visqol(audio, out))
         rows[name] = {"stft": float(np.mean(stft)), "mel_l1": float(np.mean(mel)), "rtf": audio_s / secs}
+        if visq:
+            rows[name]["visqol"] = float(np.mean(visq))
     return rows
 
 
@@ -226,17 +261,23 @@ def main() -> None:
     ap.add_argument("--train-seconds", type=float, default=120.0, help="per training track, for the classifier")
     ap.add_argument("--vocoder", default="auto", help="vocoder used for the translation table")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--visqol-seconds", type=float, default=10.0, help="ViSQOL on this much of each excerpt; 0: off")
     args = ap.parse_args()
     torch.manual_seed(0)
     rows = load_manifest(args.corpus)
     genres = sorted({r["genre"] for r in rows})
     val_audio = [excerpt(args.corpus / r["path"], args.seconds) for r in rows if r["split"] == "val"]
 
-    voc = vocoder_table(val_audio, available_vocoders())
-    print(f"\nVocoders on {len(val_audio)} held-out excerpts of {args.seconds:.0f} s (lower is better)\n")
-    print("| vocoder | MR-STFT distance | log-mel L1 | speed (x real time) |\n|---|---|---|---|")
+    visqol = visqol_scorer(args.visqol_seconds)
+    voc = vocoder_table(val_audio, available_vocoders(), visqol)
+    print(f"\nVocoders on {len(val_audio)} held-out excerpts of {args.seconds:.0f} s (lower is better, "
+          f"except ViSQOL: MOS-LQO, audio mode, first {args.visqol_seconds:g} s of each)\n")
+    if visqol is None:
+        print("(no ViSQOL column: pip install 'genreshift[benchmarks]' for visqol-python)\n")
+    print("| vocoder | MR-STFT distance | log-mel L1 | ViSQOL | speed (x real time) |\n|---|---|---|---|---|")
     for name, r in voc.items():
-        print(f"| {name} | {r['stft']:.3f} | {r['mel_l1']:.3f} | {r['rtf']:.0f} |")
+        vq = f"{r['visqol']:.3f}" if "visqol" in r else "-"
+        print(f"| {name} | {r['stft']:.3f} | {r['mel_l1']:.3f} | {vq} | {r['rtf']:.0f} |")
     if "fast" in voc:
         fast, gl = voc["fast"], voc["griffinlim"]
         for key, label in (("stft", "MR-STFT distance"), ("mel_l1", "log-mel L1")):

@@ -4,6 +4,7 @@
     python benchmarks/speed.py --quick              # small sizes: a smoke test
     python benchmarks/speed.py --input a.flac b.wav --only e2e,stages
     python benchmarks/speed.py --json speed.json --repeats 5
+    python benchmarks/speed.py --only e2e,stages --vocoder v3=runs/v3/v3.pt   # a candidate beside the rest
 
 Every configuration runs in a fresh Python process, so its peak resident memory (from
 ``os.wait4``) is its own; the time is the median of ``--repeats`` runs (one run for those
@@ -253,6 +254,9 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
 
         released = {e.model for e in registry.registry_entries() if e.kind == "vocoder"}
         vocoders = [v for v in vocoders if v == "griffinlim" or v in released]
+    for v, path in args.vocoder:  # --vocoder NAME=PATH: candidate vocoder files beside the others
+        voc[v] = path
+        vocoders.append(v)
     for v in vocoders:
         add("e2e", f"convert, vocoder {v} ({one})", vocoder=voc[v])
     for b in args.batches:
@@ -266,7 +270,7 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
         add("stages", "import + load models (no audio)", op="idle")
     for stage in ["decode", "mel", "translate"]:
         add("stages", stage, op=stage)
-    for v in ["fast"] if args.quick else vocoders:
+    for v in ["fast", *(v for v, _ in args.vocoder)] if args.quick else vocoders:
         add("stages", f"vocode {v}", op="vocode", vocoder=voc[v])
     add("stages", "encode", op="encode")
     for name, kw in [("translate", {"op": "translate"}), ("vocode fast", {"op": "vocode"})]:
@@ -318,6 +322,13 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _named_file(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not Path(path).is_file():
+        raise argparse.ArgumentTypeError(f"{text}: give NAME=PATH of an existing vocoder checkpoint")
+    return name, str(Path(path).resolve())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", nargs="+", type=Path, help="audio files for the one-track groups (default: generated)")
@@ -329,6 +340,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write every run and the medians here")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "genreshift-speed",
                     help="generated audio and models are kept here between runs")  # fmt: skip
+    ap.add_argument("--vocoder", action="append", default=[], type=_named_file, metavar="NAME=PATH",
+                    help="also measure this vocoder checkpoint (e2e and stages); repeatable")  # fmt: skip
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import melgan_neurips
 from .atomic import replacing
 from .errors import short_reason
 from .config import MelConfig, TranslatorConfig, from_dict, to_dict
@@ -150,8 +151,13 @@ def load(path: str | os.PathLike) -> Checkpoint:
 
 
 def from_plain(data: Any, path: str | os.PathLike = "<memory>") -> Checkpoint:
+    if melgan_neurips.looks_like(data):
+        return _from_melgan_neurips(data, path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a genreshift checkpoint (no 'format: genreshift' entry)")
+        raise CheckpointError(
+            f"{path}: not a genreshift checkpoint (no 'format: genreshift' entry) "
+            "nor a melgan-neurips generator state_dict"
+        )
     if data.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format {data['format_version']} is newer than this genreshift "
@@ -181,3 +187,15 @@ def from_plain(data: Any, path: str | os.PathLike = "<memory>") -> Checkpoint:
         )
     except Exception as exc:  # anything odd in a file from elsewhere is one line, not a traceback
         raise CheckpointError(f"{path}: not a usable genreshift checkpoint: {short_reason(exc)}") from None
+
+
+def _from_melgan_neurips(state: dict[str, torch.Tensor], path: str | os.PathLike) -> Checkpoint:
+    """A bare melgan-neurips ``Generator`` state_dict as a ``melgan`` vocoder checkpoint."""
+    mel = MelConfig()
+    try:
+        cfg = melgan_neurips.config_of(state)
+        melgan_neurips.check_matches(cfg, state, mel)
+        check_weights("vocoder", "melgan", cfg, mel, state)  # also refuses NaN or infinite weights
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: looks like a melgan-neurips generator, but {exc}") from None
+    return Checkpoint("vocoder", "melgan", cfg, mel, state, meta={"source": "melgan-neurips state_dict"})

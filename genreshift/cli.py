@@ -62,6 +62,19 @@ def main(
     """genreshift: turn whole folders of music into another genre."""
 
 
+def _vocoder_help() -> str:
+    """What --vocoder takes: the released vocoders are read from the registry (no torch, no
+    download), so a value is offered only when a file for it exists."""
+    from .registry import WeightsError, registry_entries
+
+    try:
+        released = [e.model for e in registry_entries() if e.kind == "vocoder"]
+    except WeightsError:
+        released = []
+    names = ", ".join(["auto", *released, "griffinlim"])
+    return f"{names}, or a vocoder .pt file (genreshift's, or a MelGAN generator state_dict saved by melgan-neurips)."
+
+
 @app.command()
 def convert(
     paths: Annotated[list[Path], typer.Argument(help="Audio files and/or folders (searched recursively).")],
@@ -70,7 +83,7 @@ def convert(
         Optional[Path], typer.Option("--output", "-o", help="Output folder (default: converted/<genre>).")
     ] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="A translator checkpoint file to use.")] = None,
-    vocoder: Annotated[str, typer.Option(help="auto, fast, melgan, griffinlim, or a .pt file.")] = "auto",
+    vocoder: Annotated[str, typer.Option(help=_vocoder_help())] = "auto",
     device: Device = "auto",
     batch_size: BatchSize = 16,
     chunk_frames: Annotated[int, typer.Option(min=8, max=4096, help="Mel frames per translator window.")] = 128,

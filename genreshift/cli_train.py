@@ -123,6 +123,14 @@ def train_vocoder(
     magnitude_weight: Annotated[float, typer.Option(help="fast: weight of its magnitude loss.")] = 10.0,
     adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss.")] = 1.0,
     fm_weight: Annotated[float, typer.Option(help="Weight of feature matching.")] = 2.0,
+    ip_weight: Annotated[float, typer.Option(min=0.0, help="fast: instantaneous phase loss (APNet).")] = 0.0,
+    gd_weight: Annotated[float, typer.Option(min=0.0, help="fast: group delay loss (APNet).")] = 0.0,
+    iaf_weight: Annotated[
+        float, typer.Option(min=0.0, help="fast: instantaneous angular frequency loss (APNet).")
+    ] = 0.0,
+    consistency_weight: Annotated[
+        float, typer.Option(min=0.0, help="fast: STFT consistency of the predicted spectrum.")
+    ] = 0.0,
     val_segments: Annotated[int, typer.Option(min=1, help="Held-out segments for validation.")] = 8,
     max_seconds_per_track: MaxSeconds = None,
     max_minutes: MaxMinutes = None,
@@ -145,7 +153,8 @@ def train_vocoder(
                           max_seconds_per_track=max_seconds_per_track, max_minutes=max_minutes),
         hparams=VocoderTrainConfig(lr=lr, segment_frames=segment_frames, gan_start=gan_start, gan_loss=gan_loss.value),
         weights=VocoderLossWeights(mel=mel_weight, stft=stft_weight, magnitude=magnitude_weight,
-                                   adversarial=adv_weight, feature=fm_weight),
+                                   adversarial=adv_weight, feature=fm_weight, phase_ip=ip_weight,
+                                   phase_gd=gd_weight, phase_iaf=iaf_weight, consistency=consistency_weight),
     )  # fmt: skip
     result = _train(run, options)
     if result is not None and not quiet:
@@ -185,7 +194,7 @@ def finetune(
     adv_weight: OptWeight("hinge adversarial loss", "1; paired 0") = None,
     travel_weight: OptWeight("TraVeL loss (keeps content)", "10; paired 0") = None,
     siamese_weight: OptWeight("siamese margin loss", "10; paired 0") = None,
-    identity_weight: OptWeight("|G(target) - target|", "0.5; paired 0") = None,
+    identity_weight: OptWeight("|G(target) - target|", "0") = None,
     content_weight: OptWeight("content loss (harmonics stay in place)", "10; paired 0") = None,
     paired_weight: OptWeight("--paired L1 term", "1") = None,
     margin: Annotated[float, typer.Option(min=0.0, help="Siamese margin (delta).")] = 2.0,

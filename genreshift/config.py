@@ -117,6 +117,13 @@ class FastVocoderConfig:
     refine_iters: int = 0  # Griffin-Lim iterations at inference toward the predicted magnitude
     mel_iters: int = 0  # then Griffin-Lim iterations that keep the reached magnitude's fine structure
     # but match its mel to the input mel
+    # v3 addition: mel frames per window when `convert` cuts a track for this vocoder. Longer
+    # windows spend less on the context frames computed twice; inference only, like the above.
+    window_frames: int = 256  # the default of every vocoder (vocoder.WINDOW_FRAMES)
+
+    def __post_init__(self) -> None:
+        if self.window_frames < 16:
+            raise ValueError(f"window_frames must be at least 16, got {self.window_frames}")
 
 
 @dataclass(frozen=True)
@@ -186,7 +193,9 @@ def finetune_recipe(paired: bool) -> tuple[FinetuneConfig, TravelLossWeights]:
     if paired:
         weights = TravelLossWeights(adversarial=0.0, travel=0.0, siamese=0.0, identity=0.0, paired=1.0, content=0.0)
         return FinetuneConfig(lr=1e-3), weights
-    return FinetuneConfig(), TravelLossWeights(content=UNPAIRED_CONTENT_WEIGHT)
+    # No identity term: a new G starts from a colour map fitted to move the source's mean level
+    # to the target's, and |G(b) - b| on target crops would pull that map back to the identity.
+    return FinetuneConfig(), TravelLossWeights(identity=0.0, content=UNPAIRED_CONTENT_WEIGHT)
 
 
 # Chosen by measurement: docs/training.md, "translator v3".
@@ -224,3 +233,10 @@ class VocoderLossWeights:
     magnitude: float = 10.0  # fast vocoder: its predicted magnitude against the input's STFT
     adversarial: float = 1.0
     feature: float = 2.0  # feature matching (L1 between D activations of real and generated)
+    # fast vocoder, phase (v3): APNet's anti-wrapped instantaneous phase, group delay and
+    # instantaneous angular frequency losses, and the STFT consistency of the predicted spectrum.
+    # Off by default, so the v1/v2 recipes train as they did.
+    phase_ip: float = 0.0
+    phase_gd: float = 0.0
+    phase_iaf: float = 0.0
+    consistency: float = 0.0

@@ -94,6 +94,11 @@ def _with_vocoder(genre, label, path, entry, ckpt, named: str | None, spec: str,
     vocoder_entry = None
     if spec != "griffinlim" and not is_path(spec):
         vocoder_entry = next((e for e in entries if e.model == spec and e.kind == "vocoder"), None)
+        if vocoder_entry is None and spec == "melgan":
+            raise ModelError(
+                "no MelGAN vocoder is released; pass a MelGAN generator file instead: --vocoder PATH.pt "
+                "(a melgan-neurips state_dict or a `train-vocoder --arch melgan` export)"
+            )
         if vocoder_entry is None:
             names = [e.model for e in entries if e.kind == "vocoder"]
             raise ModelError(

@@ -29,13 +29,12 @@ from .config import ChunkConfig, MelConfig
 from .device import resolve_device
 from .streaming import ArrayAudio, ArraySink, FileSink, Segment, SegmentPlanner, TrackReader, TrackWriter
 
-VOCODER_CHUNK_FRAMES = 256
 VOCODER_OVERLAP_FRAMES = 4
 
 
 def vocoder_windows(vocoder: nn.Module) -> ChunkConfig:
-    """The windows every vocoder runs on, with the context its class asks for."""
-    return ChunkConfig(VOCODER_CHUNK_FRAMES, VOCODER_OVERLAP_FRAMES, vocoder.context_frames)
+    """The windows a vocoder runs on: the length and the context its class asks for."""
+    return ChunkConfig(vocoder.window_frames, VOCODER_OVERLAP_FRAMES, vocoder.context_frames)
 
 
 @dataclass(frozen=True)

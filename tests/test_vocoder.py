@@ -6,7 +6,7 @@ import torch
 from genreshift.chunking import plan_windows, split, stitch
 from genreshift.config import ChunkConfig, FastVocoderConfig, GriffinLimConfig, MelConfig, MelGANConfig, from_dict
 from genreshift.mel import log_mel
-from genreshift.vocoder import VOCODERS, FastVocoder, GriffinLim, MelGAN
+from genreshift.vocoder import VOCODERS, WINDOW_FRAMES, FastVocoder, GriffinLim, MelGAN
 from helpers import TINY_FAST
 
 MEL = MelConfig()
@@ -174,11 +174,13 @@ def test_context_grows_with_the_fast_vocoder():
 
 @pytest.mark.parametrize("arch", sorted(VOCODERS))
 def test_one_table_builds_every_vocoder_the_same_way(arch):
-    """arch -> class; the class names its arch and config and carries its context and CPU batch."""
+    """arch -> class; the class names its arch and config and carries its context, window
+    length and CPU batch."""
     cls = VOCODERS[arch]
     net = cls(cls.config_class(), MEL)
     assert cls.arch == arch and isinstance(net.cfg, cls.config_class)
     assert net.context_frames >= 8 and net.cpu_batch >= 1
+    assert net.window_frames == WINDOW_FRAMES  # longer windows only when a fast config asks
 
 
 def test_griffinlim_refuses_the_old_call():
@@ -192,3 +194,67 @@ def test_a_v1_config_rebuilds_without_prior_or_refinement():
     cfg = from_dict(FastVocoderConfig, v1)
     assert (cfg.magnitude_prior, cfg.refine_iters, cfg.mel_iters) == (False, 0, 0)
     assert not hasattr(FastVocoder(cfg), "bands")
+
+
+@pytest.mark.parametrize("frames", [1, 2, 5, 80])
+def test_the_fast_overlap_add_gives_torch_istfts_output(frames):
+    """``_istft`` replaces torch.istft for speed; v1/v2 outputs must not change."""
+    net = FastVocoder(TINY_FAST)
+    spec = torch.randn(3, 513, frames, dtype=torch.cfloat, generator=torch.Generator().manual_seed(frames))
+    fast, reference = net._istft(spec), net._istft_torch(spec)
+    assert fast.shape == reference.shape == (3, frames * 256)
+    assert torch.allclose(fast, reference, atol=1e-6 * float(reference.abs().max()))
+
+
+# -- refinement-free (v3): the net alone carries the phase ------------------------------------
+
+V3 = replace(V2, refine_iters=0, mel_iters=0)
+
+
+def test_a_refinement_free_vocoder_is_the_plain_net_in_eval_mode():
+    torch.manual_seed(0)
+    net = FastVocoder(V3).eval()
+    mel = log_mel(_music(1.0), MEL)[None]
+    with torch.inference_mode():
+        magnitude, phase = net.spectrum(mel)
+        assert torch.equal(net(mel), net._istft(torch.polar(magnitude, phase)))
+    assert hasattr(net, "bands")  # the magnitude prior still needs the mel bands
+
+
+def test_refinement_free_context_is_the_nets_own_and_chunks_match_exactly():
+    six = replace(V3, n_blocks=6)
+    assert FastVocoder.context_for(six) == 23 < FastVocoder.context_for(replace(six, refine_iters=8, mel_iters=4)) == 31
+    torch.manual_seed(0)
+    net = FastVocoder(six).eval()
+    mel = log_mel(_music(3.0), MEL)
+    with torch.inference_mode():
+        whole = net(mel[None])[0]
+    assert _snr_db(whole, _chunked(net, mel, FastVocoder.context_for(six))) > 80  # no refinement: exact
+    assert _snr_db(whole, _chunked(net, mel, 4)) < 80  # ... and too little context shows
+
+
+def test_longer_vocoder_windows_are_opt_in_and_change_nothing_without_refinement(served, tmp_path):
+    """window_frames (v3) only moves where convert cuts; a refinement-free net gives the same audio."""
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from genreshift import ConvertOptions, Converter, checkpoint
+    from genreshift.cli import app
+    from genreshift.pipeline import vocoder_windows
+    from helpers import tiny_vocoder, write_tone
+
+    with pytest.raises(ValueError, match="window_frames"):
+        FastVocoderConfig(window_frames=8)
+    write_tone(tmp_path / "in" / "a.wav", 20.0)  # 1722 frames: several windows either way
+    outputs = []
+    for window in (256, 512):
+        ckpt = tiny_vocoder("fast")
+        ckpt.config = replace(ckpt.config, window_frames=window)
+        checkpoint.save(ckpt, tmp_path / f"v{window}.pt")
+        vocoder = Converter(ConvertOptions(genre="rock", vocoder=str(tmp_path / f"v{window}.pt"), device="cpu")).vocoder
+        assert vocoder.window_frames == vocoder_windows(vocoder).size == window
+        out = tmp_path / f"out{window}"
+        args = ["convert", str(tmp_path / "in"), "--to", "rock", "-o", str(out), "--vocoder", str(tmp_path / f"v{window}.pt")]
+        assert CliRunner().invoke(app, [*args, "-q"]).exit_code == 0
+        outputs.append(torch.from_numpy(sf.read(out / "a.wav", dtype="float32")[0]))
+    assert _snr_db(outputs[0], outputs[1]) > 60

@@ -23,7 +23,7 @@ app.add_typer(models_app, name="models")
 Device = Annotated[
     str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.", envvar="GENRESHIFT_DEVICE")
 ]
-BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per model call.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, max=4096, help="Windows per model call.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 
 
@@ -31,6 +31,13 @@ class OutputFormat(str, Enum):
     wav = "wav"
     flac = "flac"
     ogg = "ogg"
+
+
+def _finite(value: float | None) -> float | None:
+    """Click's ranges let "nan" through (every comparison with NaN is false)."""
+    if value is not None and value != value:
+        raise typer.BadParameter("must be a number, not nan")
+    return value
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -79,10 +86,12 @@ def convert(
     vocoder: Annotated[str, typer.Option(help=_vocoder_help())] = "auto",
     device: Device = "auto",
     batch_size: BatchSize = 16,
-    chunk_frames: Annotated[int, typer.Option(min=8, help="Mel frames per translator window.")] = 128,
-    overlap: Annotated[int, typer.Option(min=0, help="Frames shared by neighbouring windows.")] = 32,
+    chunk_frames: Annotated[int, typer.Option(min=8, max=4096, help="Mel frames per translator window.")] = 128,
+    overlap: Annotated[int, typer.Option(min=0, max=4095, help="Frames shared by neighbouring windows.")] = 32,
     stereo: Annotated[bool, typer.Option(help="Convert each channel separately, not their mean.")] = False,
-    sample_rate: Annotated[Optional[int], typer.Option(min=1, help="Output sample rate (default: the input's).")] = None,
+    sample_rate: Annotated[
+        Optional[int], typer.Option(min=1000, max=768000, help="Output sample rate (default: the input's).")
+    ] = None,
     fmt: Annotated[
         Optional[OutputFormat], typer.Option("--format", help="Output container (default: the input's).")
     ] = None,
@@ -92,13 +101,25 @@ def convert(
         Optional[Path], typer.Option(help="Also write an HTML page to listen to excerpts and compare mel images.")
     ] = None,
     segment_seconds: Annotated[
-        float, typer.Option(min=1.0, help="Audio converted at a time: bounds memory, whatever the track's length.")
+        float,
+        typer.Option(min=1.0, max=3600.0, callback=_finite,
+                     help="Audio converted at a time: bounds memory, whatever the track's length."),
     ] = 60.0,
+    level: Annotated[
+        bool, typer.Option(help="Keep the output's loudness near the input's (off: the models' own level).")
+    ] = True,
     quiet: Quiet = False,
 ) -> None:
-    """Convert audio files to a genre. Exit code 1 if any file failed."""
+    """Convert audio files to a genre. Exit code 1 if any file failed, 2 for bad options,
+    130 on Ctrl-C and 143 on SIGTERM."""
     if overlap >= chunk_frames:
         raise typer.BadParameter("must be smaller than --chunk-frames", param_hint="--overlap")
+    if fmt is not None and sample_rate is not None:
+        from .audio import FORMATS, rate_problem
+
+        problem = rate_problem(FORMATS[fmt.value][0], sample_rate)
+        if problem:
+            raise typer.BadParameter(problem, param_hint="--sample-rate")
     from . import ConvertOptions, Converter
     from .device import DeviceError
     from .display import ConvertProgress, note
@@ -108,7 +129,7 @@ def convert(
     options = ConvertOptions(
         genre=to, model=model, vocoder=vocoder, output=output, device=device, batch_size=batch_size,
         chunk_frames=chunk_frames, overlap=overlap, stereo=stereo, sample_rate=sample_rate,
-        format=fmt.value if fmt else None, skip_existing=skip_existing, segment_seconds=segment_seconds,
+        format=fmt.value if fmt else None, skip_existing=skip_existing, segment_seconds=segment_seconds, level=level,
     )  # fmt: skip
     progress = ConvertProgress(quiet)
     try:
@@ -119,10 +140,23 @@ def convert(
         raise _fail(str(exc)) from None
     if converter.source.note and not quiet:
         note(converter.source.note)
+    from . import interrupts
+
+    signals: list[int] = []
     try:
-        code = _run_convert(converter, progress, paths, dry_run, quiet, report)
+        with interrupts.term_as_interrupt(signals):
+            code = _run_convert(converter, progress, paths, dry_run, quiet, report)
     except (ModelError, WeightsError) as exc:
         raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        import signal
+
+        from .display import stderr
+
+        sig = signals[0] if signals else signal.SIGINT
+        stderr.print(f"interrupted ({signal.Signals(sig).name}): finished outputs are kept, unfinished ones left no "
+                     "file; rerun with --skip-existing to continue", markup=False, highlight=False)  # fmt: skip
+        raise typer.Exit(128 + sig) from None
     raise typer.Exit(code)
 
 
@@ -135,10 +169,15 @@ def _run_convert(converter, progress, paths: list[Path], dry_run: bool, quiet: b
     for r in results:
         if r.status == "failed":
             error(r.message)
+    if report is not None:
+        _check_report_path(report, todo, results)
     if dry_run:
         for p in todo:
             stdout.print(f"{p.track.path} -> {p.output}", markup=False)
         return 1 if problems or any(r.status == "failed" for r in results) else 0
+    stale = converter.remove_stale_temps()  # also when --skip-existing leaves nothing to do
+    if stale and not quiet:
+        stdout.print(f"removed {len(stale)} temp file(s) left by an interrupted run", markup=False)
     if todo and not _output_writable(converter.output_root):
         return 1
     if report is not None:
@@ -159,6 +198,17 @@ def _run_convert(converter, progress, paths: list[Path], dry_run: bool, quiet: b
     if report is not None and not _write_report(converter, report, results, mel, quiet):
         return 1
     return 1 if failed or problems or not (todo or results) else 0
+
+
+def _check_report_path(path: Path, todo, results) -> None:
+    """Never let --report overwrite audio of the batch or a file that is not a report."""
+    from .report import report_path_problem
+
+    inputs = [p.track.path for p in todo] + [r.source for r in results]
+    outputs = [p.output for p in todo] + [r.output for r in results if r.output is not None]
+    problem = report_path_problem(path, inputs, outputs)
+    if problem:
+        raise _fail(f"--report {path}: {problem}", 2)
 
 
 def _check_report_extra() -> None:

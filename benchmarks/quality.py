@@ -246,6 +246,8 @@ def main() -> None:
                     help="judge this translator checkpoint for GENRE (repeatable); default: the released ones")
     ap.add_argument("--content-only", action="store_true",
                     help="only the content figures of the translation table (no vocoder table, no classifier)")
+    ap.add_argument("--no-vocoders", action="store_true",
+                    help="skip the vocoder table (translators: content and classifier only)")
     ap.add_argument("--visqol-seconds", type=float, default=10.0, help="ViSQOL on this much of each excerpt; 0: off")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()  # fmt: skip
@@ -261,8 +263,9 @@ def main() -> None:
     report: dict = {}
     clf = None
     if not args.content_only:
-        val_audio = [excerpt(args.corpus / r["path"], args.seconds) for r in rows if r["split"] == "val"]
-        report["vocoders"] = print_vocoders(val_audio, args.seconds, args.visqol_seconds)
+        if not args.no_vocoders:
+            val_audio = [excerpt(args.corpus / r["path"], args.seconds) for r in rows if r["split"] == "val"]
+            report["vocoders"] = print_vocoders(val_audio, args.seconds, args.visqol_seconds)
         clf, report["classifier_acc"] = classifier(args.corpus, rows, genres, args)
     report["translation"] = translation_table(args.corpus, rows, translators, clf, args.seconds, args.vocoder, judge)
     print_translation(report["translation"], args.vocoder)

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,8 +20,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
-models_app = typer.Typer(help="List, download, check and remove model weights.", no_args_is_help=True)
-app.add_typer(models_app, name="models")
 
 Device = Annotated[
     str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.", envvar="GENRESHIFT_DEVICE")
@@ -34,9 +35,12 @@ class OutputFormat(str, Enum):
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` as one error line (under torchrun by rank 0 only) and exit ``code``."""
+    from . import distrib
     from .display import error
 
-    error(message)
+    if distrib.is_main():
+        error(message)
     return typer.Exit(code)
 
 
@@ -81,57 +85,99 @@ def convert(
     segment_seconds: Annotated[
         float, typer.Option(min=1.0, help="Audio converted at a time: bounds memory, whatever the track's length.")
     ] = 60.0,
+    shard: Annotated[
+        Optional[str], typer.Option(help="Convert only share K of N (K from 0), for job arrays.", envvar="GENRESHIFT_SHARD")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Convert audio files to a genre. Exit code 1 if any file failed."""
+    """Convert audio files to a genre. Exit code 1 if any file failed. Runs under torchrun."""
     if overlap >= chunk_frames:
         raise typer.BadParameter("must be smaller than --chunk-frames", param_hint="--overlap")
+    from . import distrib
+    from .pipeline import ConvertOptions
+    from .shards import parse_shard, process_shares
+
+    try:
+        shares = process_shares(parse_shard(shard) if shard else None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
+    # Under torchrun the ranks form a group first: whether this is an elastic restart decides
+    # what to skip. Only a few small Python objects travel between ranks: gloo will do.
+    with distrib.process_group("gloo"):
+        raise typer.Exit(_convert(paths, dry_run, quiet, report, ConvertOptions(
+            genre=to, model=model, vocoder=vocoder, output=output, device=device, batch_size=batch_size,
+            chunk_frames=chunk_frames, overlap=overlap, stereo=stereo, sample_rate=sample_rate,
+            format=fmt.value if fmt else None, segment_seconds=segment_seconds, shards=shares,
+            # a job restarted by torchrun keeps what its first attempt finished
+            skip_existing=skip_existing or distrib.restarted(),
+        )))  # fmt: skip
+
+
+def _convert(paths: list[Path], dry_run: bool, quiet: bool, report: Path | None, options) -> int:
+    from . import distrib
     from .device import DeviceError
     from .models import ModelError, UnknownGenreError
-    from .pipeline import ConvertOptions, Converter
+    from .pipeline import Converter
     from .registry import WeightsError
 
-    options = ConvertOptions(
-        genre=to, model=model, vocoder=vocoder, output=output, device=device, batch_size=batch_size,
-        chunk_frames=chunk_frames, overlap=overlap, stereo=stereo, sample_rate=sample_rate,
-        format=fmt.value if fmt else None, skip_existing=skip_existing, segment_seconds=segment_seconds,
-    )  # fmt: skip
     try:
         converter = Converter(options)
     except (UnknownGenreError, DeviceError) as exc:
         raise _fail(str(exc), 2) from None
     except ModelError as exc:
         raise _fail(str(exc)) from None
+    if converter.device.type == "cpu":
+        distrib.share_cpu_threads()  # torchrun's ranks on one machine share its cores
     try:
-        code = _run_convert(converter, paths, dry_run, quiet, report)
+        return _run_convert(converter, paths, dry_run, quiet, report)
     except (ModelError, WeightsError) as exc:
         raise _fail(str(exc)) from None
-    raise typer.Exit(code)
 
 
 def _run_convert(converter, paths: list[Path], dry_run: bool, quiet: bool, report: Path | None = None) -> int:
-    from .display import ConvertProgress, error, stdout, summary_table
+    """Plan, convert, report. Under torchrun every rank converts its share and rank 0 speaks
+    for all: one progress bar, one table, the exit code (the other ranks exit 0).
 
+    Every rank must reach every distrib.gather below: a rank leaves early only by failing,
+    which makes torchrun stop them all."""
+    from . import distrib
+    from .display import ConvertProgress, error, stdout, summary_table
+    from .shards import RankProgress
+
+    main, ranks = distrib.is_main(), distrib.world_size()
     todo, results, problems = converter.plan(paths)
-    for problem in problems:
-        error(problem)
-    for r in results:
-        if r.status == "failed":
-            error(r.message)
+    if main:
+        for message in problems + [r.message for r in results if r.status == "failed"]:
+            error(message)
     if dry_run:
-        for p in todo:
-            stdout.print(f"{p.track.path} -> {p.output}", markup=False)
-        return 1 if problems or any(r.status == "failed" for r in results) else 0
+        shares = distrib.gather(([f"{p.track.path} -> {p.output}" for p in todo], results))
+        if not main:
+            return 0
+        _print_others_failures([done for _, done in shares[1:]])
+        for lines, _ in shares:
+            for line in lines:
+                stdout.print(line, markup=False)
+        return 1 if problems or any(r.status == "failed" for _, done in shares for r in done) else 0
     if todo and not _output_writable(converter.output_root):
         return 1
-    if report is not None:
+    if report is not None and main:
         _check_report_extra()
     if todo:
-        total = sum(p.result.duration for p in todo)
         converter.load_models()
-        with ConvertProgress(total, len(todo), quiet) as progress:
-            converter.progress = progress
+    totals = distrib.gather((sum(p.result.duration for p in todo), len(todo)))
+    seconds, files = (sum(t[0] for t in totals), sum(t[1] for t in totals)) if main else (0.0, 0)
+    with ConvertProgress(seconds, files, quiet or not files) if main else contextlib.nullcontext() as bar:
+        converter.progress = bar if ranks == 1 else RankProgress(bar)
+        if todo:
             results += converter.convert_planned(todo)
+        if ranks > 1:
+            converter.progress.finish()
+    shares = distrib.gather(results)
+    if not main:
+        return 0
+    if ranks > 1:
+        _print_others_failures(shares[1:])
+        results = sorted((r for share in shares for r in share), key=lambda r: str(r.source))
     if not quiet and results:
         stdout.print(summary_table(results))
     failed = [r for r in results if r.status == "failed"]
@@ -141,7 +187,17 @@ def _run_convert(converter, paths: list[Path], dry_run: bool, quiet: bool, repor
             stdout.print(f"  {r.message}", markup=False)
     if report is not None and not _write_report(converter, report, results, quiet):
         return 1
-    return 1 if failed or problems or not (todo or results) else 0
+    return 1 if failed or problems or not results else 0
+
+
+def _print_others_failures(shares) -> None:
+    """Rank 0 prints the failures the other ranks met (they print nothing themselves)."""
+    from .display import error
+
+    for share in shares:
+        for r in share:
+            if r.status == "failed":
+                error(r.message)
 
 
 def _check_report_extra() -> None:
@@ -172,9 +228,9 @@ def _output_writable(root: Path) -> bool:
 
     try:
         root.mkdir(parents=True, exist_ok=True)
-        probe = root / ".genreshift-write-test"
-        probe.touch()
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".genreshift-write-test-", dir=root)  # unique: ranks probe at once
+        os.close(fd)
+        os.unlink(probe)
         return True
     except OSError as exc:
         error(f"{root}: output folder is not writable ({exc.strerror or exc})")
@@ -194,87 +250,5 @@ def genres() -> None:
         stdout.print(f"{name:16} {source}", markup=False)
 
 
-@models_app.command("list")
-def models_list() -> None:
-    """Released models (with cache state) and your finetuned ones."""
-    from rich.table import Table
-
-    from .display import stdout
-    from . import registry
-
-    table = Table("model", "kind", "genre", "size", "state", "file")
-    for e in registry.registry_entries():
-        table.add_row(e.model, e.kind, e.genre or "", f"{e.size / 1e6:.1f} MB", registry.status(e), e.file)
-    for m in registry.local_models():
-        table.add_row(m.name, "translator", m.name, f"{m.path.stat().st_size / 1e6:.1f} MB", "finetuned", str(m.path))
-    stdout.print(table)
-
-
-def _entry(name: str):
-    from . import registry
-
-    entry = registry.find_entry(name)
-    if entry is None:
-        names = ", ".join(e.model for e in registry.registry_entries()) or "none"
-        raise _fail(f"unknown model '{name}'; released models: {names}", 2)
-    return entry
-
-
-@models_app.command("pull")
-def models_pull(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Model names.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every released model, for offline use.")] = False,
-) -> None:
-    """Download weights into the cache (checked against their sha256)."""
-    from . import registry
-
-    entries = registry.registry_entries() if all_ else [_entry(n) for n in names or []]
-    if not entries:
-        raise _fail("name a model, or use --all", 2)
-    failed = 0
-    for e in entries:
-        try:
-            typer.echo(f"{e.model}: {registry.fetch(e)}")
-        except registry.WeightsError as exc:
-            _fail(str(exc))
-            failed += 1
-    raise typer.Exit(1 if failed else 0)
-
-
-@models_app.command("path")
-def models_path(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
-    """Print the local path of a model's weights, fetching them if needed."""
-    from . import registry
-
-    try:
-        typer.echo(str(registry.fetch(_entry(name), progress=False)))
-    except registry.WeightsError as exc:
-        raise _fail(str(exc)) from None
-
-
-@models_app.command("verify")
-def models_verify(names: Annotated[Optional[list[str]], typer.Argument(help="Model names.")] = None) -> None:
-    """Check the sha256 of every cached and bundled copy; exit 1 if any is corrupt."""
-    from . import registry
-
-    entries = [_entry(n) for n in names] if names else registry.registry_entries()
-    bad = 0
-    for e in entries:
-        state = registry.status(e)
-        typer.echo(f"{e.model:12} {state}")
-        bad += state == "corrupt"
-    if bad:
-        raise _fail(f"{bad} cached file(s) fail their sha256; `genreshift models pull` fetches them again")
-
-
-@models_app.command("rm")
-def models_rm(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
-    """Delete a model's cached copy (a bundled copy stays)."""
-    from . import registry
-
-    removed = registry.remove(_entry(name))
-    typer.echo(f"{name}: {'removed from cache' if removed else 'not in cache'}")
-
-
-# The training commands live in their own module; importing it registers them on ``app``.
-from . import cli_train  # noqa: E402,F401
+# The models and training commands live in their own modules; importing them registers them on ``app``.
+from . import cli_models, cli_train  # noqa: E402,F401

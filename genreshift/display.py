@@ -58,6 +58,11 @@ class ConvertProgress:
     def __exit__(self, *exc) -> None:
         self.progress.stop()
 
+    def show(self, seconds: float, files: int) -> None:
+        """Set the totals outright (rank 0 showing every rank's progress: see shards.py)."""
+        self.files_done = files
+        self.progress.update(self.task, completed=seconds, files=self._files())
+
     def __call__(self, seconds: float, result: TrackResult | None) -> None:
         if seconds:
             self.progress.advance(self.task, seconds)

@@ -19,12 +19,13 @@ from typing import Callable
 
 import torch
 
-from . import audio, chunking
+from . import audio, chunking, distrib
 from .audio import AudioError, AudioInfo, Track
 from .batching import BatchQueue, Job
 from .config import ChunkConfig
 from .device import resolve_device
 from .models import CPU_BATCH, check_genre, load_translator, load_vocoder
+from .shards import take_share
 from .streaming import Segment, SegmentPlanner, TrackReader, TrackWriter
 
 VOCODER_CHUNK_FRAMES = 256
@@ -51,6 +52,9 @@ class ConvertOptions:
     # Audio converted at a time (rounded to whole vocoder windows): memory is bounded by
     # this, not by the track's length; longer segments repeat fewer translator windows.
     segment_seconds: float = 60.0
+    # Convert only a share of the files: ((K, N), ...) is share K of N, then a share of that
+    # (see shards.py). Every process given the same paths computes the same split.
+    shards: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -102,6 +106,10 @@ def _in_parts(model: Callable[[torch.Tensor], torch.Tensor], size: int) -> Calla
     return lambda batch: torch.cat([model(part) for part in batch.split(size)])
 
 
+def _duration(planned: "PlannedTrack | TrackResult") -> float:
+    return planned.duration if isinstance(planned, TrackResult) else planned.result.duration
+
+
 ProgressFn = Callable[[float, "TrackResult | None"], None]
 
 
@@ -111,7 +119,7 @@ class Converter:
     def __init__(self, options: ConvertOptions, progress: ProgressFn | None = None):
         self.options = options
         self.progress = progress or (lambda seconds, result: None)
-        self.device = resolve_device(options.device)
+        self.device = distrib.local_device(resolve_device(options.device))  # under torchrun: this rank's GPU
         # Check the genre now, but fetch weights only when there is something to convert.
         self.genre = check_genre(options.genre, options.model)
         self.chunk = ChunkConfig(options.chunk_frames, options.overlap)
@@ -134,18 +142,25 @@ class Converter:
     # -- planning -------------------------------------------------------------------------
 
     def plan(self, paths: list[Path]) -> tuple[list[PlannedTrack], list[TrackResult], list[str]]:
-        """Find tracks and decide each output; returns (to convert, failed or skipped, problems)."""
+        """Find tracks and decide each output; returns (to convert, failed or skipped, problems).
+
+        With ``options.shards``, only this share's tracks: all are planned first, so an output
+        clash is found whichever share holds the other file, and the split does not depend on
+        which outputs exist yet (a resumed share is the same share)."""
         tracks, problems = audio.find_tracks(paths, exclude=self.output_root)
         inputs = {t.path.resolve() for t in tracks}
         claimed: dict[Path, Path] = {}
-        todo, done = [], []
+        every: list[PlannedTrack | TrackResult] = []
         for track in tracks:
             try:
-                planned = self._plan_one(track, inputs, claimed)
+                every.append(self._plan_one(track, inputs, claimed))
             except AudioError as exc:
-                done.append(TrackResult(track.path, None, 0.0, status="failed", message=str(exc)))
-                continue
-            if self.options.skip_existing and planned.output.exists():
+                every.append(TrackResult(track.path, None, 0.0, status="failed", message=str(exc)))
+        todo, done = [], []
+        for planned in take_share(every, _duration, self.options.shards):
+            if isinstance(planned, TrackResult):
+                done.append(planned)
+            elif self.options.skip_existing and planned.output.exists():
                 planned.result.status, planned.result.message = "skipped", "output exists"
                 done.append(planned.result)
             else:

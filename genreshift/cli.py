@@ -154,9 +154,9 @@ def _run_convert(converter, paths: list[Path], dry_run: bool, quiet: bool, repor
         if not main:
             return 0
         _print_others_failures([done for _, done in shares[1:]])
-        for lines, _ in shares:
-            for line in lines:
-                stdout.print(line, markup=False)
+        lines = [line for mine, _ in shares for line in mine]
+        for line in sorted(lines) if ranks > 1 else lines:  # in file order, as the table
+            stdout.print(line, markup=False)
         return 1 if problems or any(r.status == "failed" for _, done in shares for r in done) else 0
     if todo and not _output_writable(converter.output_root):
         return 1

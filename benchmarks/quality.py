@@ -6,7 +6,9 @@ Reads the corpus manifest written by scripts/build_corpus.py (train/val split), 
 
 1. Vocoders: audio -> mel -> vocoder -> audio on every held-out track, against the original:
    multi-resolution STFT distance (spectral convergence + log-magnitude L1 at FFT sizes
-   512/1024/2048) and log-mel L1. Lower is better.
+   512/1024/2048) and log-mel L1. Lower is better. With visqol-python installed
+   (`pip install 'genreshift[benchmarks]'`), also ViSQOL v3 in audio mode (MOS-LQO, higher
+   is better) on the first `--visqol-seconds` of each excerpt.
 2. Translation: a small genre classifier (logistic regression on the mean and spread of each
    mel bin over 3 s windows) is trained on the training tracks, then scores the held-out
    tracks of the *other* genres before and after `convert --to GENRE`: how often it says
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,10 +30,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from genreshift import models, registry
+from genreshift import ConvertOptions, Converter, models, registry
 from genreshift.config import MelConfig
 from genreshift.mel import log_mel
-from genreshift.pipeline import ConvertOptions, Converter
 
 MEL = MelConfig()
 WINDOW = 256  # classifier window in mel frames (~3 s)
@@ -71,10 +71,39 @@ def mel_l1(ref: torch.Tensor, out: torch.Tensor) -> float:
     return float((log_mel(ref, MEL) - log_mel(out, MEL)).abs().mean())
 
 
-def vocoder_table(tracks: list[torch.Tensor], vocoders: dict[str, torch.nn.Module]) -> dict[str, dict]:
+def visqol_scorer(seconds: float):
+    """ViSQOL v3, audio mode: ``score(reference, output)`` -> MOS-LQO (1 to 5, higher is
+    better) on the first ``seconds`` of each, or None when visqol-python is not installed
+    (``pip install 'genreshift[benchmarks]'``) or ``seconds`` is 0. Audio mode is built for
+    48 kHz, so both signals are resampled from the model rate: the reference is band-limited
+    to 11.025 kHz like every vocoder's output. The package is pure Python (with libsvm), about
+    2-3 s of CPU per second of audio without numba, hence the cut."""
+    try:
+        from visqol import VisqolApi
+    except ImportError:
+        return None
+    if seconds <= 0:
+        return None
+    import logging
+
+    import torchaudio
+
+    logging.getLogger("visqol").setLevel(logging.ERROR)  # one warning per clip otherwise
+    api = VisqolApi()
+    api.create(mode="audio")
+    n = int(seconds * MEL.sample_rate)
+
+    def score(ref: torch.Tensor, out: torch.Tensor) -> float:
+        ref, out = (torchaudio.functional.resample(x[:n].double(), MEL.sample_rate, 48000).numpy() for x in (ref, out))
+        return float(api.measure_from_arrays(ref, out, 48000).moslqo)
+
+    return score
+
+
+def vocoder_table(tracks: list[torch.Tensor], vocoders: dict[str, torch.nn.Module], visqol=None) -> dict[str, dict]:
     rows = {}
     for name, net in vocoders.items():
-        stft, mel, secs, audio_s = [], [], 0.0, 0.0
+        stft, mel, secs, audio_s, visq = [], [], 0.0, 0.0, []
         for audio in tracks:
             audio = audio[: (audio.shape[-1] // MEL.hop_length) * MEL.hop_length]
             t = time.perf_counter()
@@ -84,7 +113,11 @@ def vocoder_table(tracks: list[torch.Tensor], vocoders: dict[str, torch.nn.Modul
             audio_s += audio.shape[-1] / MEL.sample_rate
             stft.append(stft_distance(audio, out))
             mel.append(mel_l1(audio, out))
+            if visqol:
+                visq.append(visqol(audio, out))
         rows[name] = {"stft": float(np.mean(stft)), "mel_l1": float(np.mean(mel)), "rtf": audio_s / secs}
+        if visq:
+            rows[name]["visqol"] = float(np.mean(visq))
     return rows
 
 
@@ -160,24 +193,15 @@ def envelope(audio: torch.Tensor) -> torch.Tensor:
 
 
 def convert_excerpts(genre: str, clips: dict[str, torch.Tensor], vocoder: str) -> dict[str, torch.Tensor]:
-    """Run the real Converter on clips written to a temp folder; returns the outputs."""
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "in", Path(tmp) / "out"
-        src.mkdir()
-        for name, audio in clips.items():
-            sf.write(src / f"{name}.wav", audio.numpy(), MEL.sample_rate, subtype="FLOAT")
-        conv = Converter(ConvertOptions(genre=genre, output=dst, vocoder=vocoder, device="cpu"))
-        results = conv.convert([src])
-        failed = [r.message for r in results if r.status != "converted"]
-        if failed:
-            raise SystemExit(f"conversion failed: {failed}")
-        return {name: torch.from_numpy(sf.read(str(dst / f"{name}.wav"), dtype="float32")[0]) for name in clips}
+    """Run the real Converter on the clips, in memory; returns the outputs."""
+    conv = Converter(ConvertOptions(genre=genre, vocoder=vocoder, device="cpu"))
+    return {name: conv.convert_audio(audio, MEL.sample_rate) for name, audio in clips.items()}
 
 
 def resynthesize(genre: str, clips: dict[str, torch.Tensor], vocoder: str) -> dict[str, torch.Tensor]:
     """The same clips through mel and the same vocoder, *without* translation: the baseline
     that separates what the translator changes from what the vocoder changes."""
-    net = models.load_vocoder(vocoder, models.load_translator(genre), torch.device("cpu")).module
+    net = Converter(ConvertOptions(genre=genre, vocoder=vocoder, device="cpu")).vocoder
     with torch.inference_mode():
         return {k: net(log_mel(a, MEL)[None])[0] for k, a in clips.items()}
 
@@ -218,7 +242,7 @@ def available_vocoders() -> dict[str, torch.nn.Module]:
     nets: dict[str, torch.nn.Module] = {}
     for entry in registry.registry_entries():
         if entry.kind == "vocoder":
-            ckpt = models._load_kind(registry.fetch(entry), "vocoder")
+            ckpt = models.load_checkpoint(registry.fetch(entry), "vocoder")
             nets[entry.model] = ckpt.build()
             cfg = ckpt.config
             if ckpt.arch == "fast" and (cfg.refine_iters or cfg.mel_iters):
@@ -226,7 +250,7 @@ def available_vocoders() -> dict[str, torch.nn.Module]:
                 nets[f"{entry.model}, net only (no refinement)"] = bare.build()
                 torch.manual_seed(0)
                 nets[f"{entry.model}, refinement only (untrained net)"] = FastVocoder(cfg, ckpt.mel).eval()
-    nets["griffinlim"] = GriffinLim(MEL)
+    nets["griffinlim"] = GriffinLim(mel=MEL)
     return nets
 
 
@@ -237,17 +261,23 @@ def main() -> None:
     ap.add_argument("--train-seconds", type=float, default=120.0, help="per training track, for the classifier")
     ap.add_argument("--vocoder", default="auto", help="vocoder used for the translation table")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--visqol-seconds", type=float, default=10.0, help="ViSQOL on this much of each excerpt; 0: off")
     args = ap.parse_args()
     torch.manual_seed(0)
     rows = load_manifest(args.corpus)
     genres = sorted({r["genre"] for r in rows})
     val_audio = [excerpt(args.corpus / r["path"], args.seconds) for r in rows if r["split"] == "val"]
 
-    voc = vocoder_table(val_audio, available_vocoders())
-    print(f"\nVocoders on {len(val_audio)} held-out excerpts of {args.seconds:.0f} s (lower is better)\n")
-    print("| vocoder | MR-STFT distance | log-mel L1 | speed (x real time) |\n|---|---|---|---|")
+    visqol = visqol_scorer(args.visqol_seconds)
+    voc = vocoder_table(val_audio, available_vocoders(), visqol)
+    print(f"\nVocoders on {len(val_audio)} held-out excerpts of {args.seconds:.0f} s (lower is better, "
+          f"except ViSQOL: MOS-LQO, audio mode, first {args.visqol_seconds:g} s of each)\n")
+    if visqol is None:
+        print("(no ViSQOL column: pip install 'genreshift[benchmarks]' for visqol-python)\n")
+    print("| vocoder | MR-STFT distance | log-mel L1 | ViSQOL | speed (x real time) |\n|---|---|---|---|---|")
     for name, r in voc.items():
-        print(f"| {name} | {r['stft']:.3f} | {r['mel_l1']:.3f} | {r['rtf']:.0f} |")
+        vq = f"{r['visqol']:.3f}" if "visqol" in r else "-"
+        print(f"| {name} | {r['stft']:.3f} | {r['mel_l1']:.3f} | {vq} | {r['rtf']:.0f} |")
     if "fast" in voc:
         fast, gl = voc["fast"], voc["griffinlim"]
         for key, label in (("stft", "MR-STFT distance"), ("mel_l1", "log-mel L1")):

@@ -5,6 +5,7 @@
     python benchmarks/speed.py --input a.flac b.wav --only e2e,stages
     python benchmarks/speed.py --json speed.json --repeats 5
     python benchmarks/speed.py --device cuda --batches 16,64,256 --only e2e,batch,stages,long
+    python benchmarks/speed.py --only e2e,stages --vocoder v3=runs/v3/v3.pt   # a candidate beside the rest
 
 Every configuration runs in a fresh Python process, so its peak resident memory (from
 ``os.wait4``) is its own; the time is the median of ``--repeats`` runs (one run for those
@@ -107,7 +108,7 @@ def worker(spec: dict) -> dict:
     import torch
 
     torch.set_num_threads(spec["threads"])
-    from genreshift.pipeline import Converter, ConvertOptions
+    from genreshift import Converter, ConvertOptions
 
     options = ConvertOptions(
         genre=spec.get("genre"), model=spec.get("translator"), vocoder=spec["vocoder"],
@@ -152,15 +153,13 @@ def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
 
     from genreshift import chunking, mel as melmod
     from genreshift.audio import probe
-    from genreshift.batching import BatchQueue, Job
-    from genreshift.config import ChunkConfig
+    from genreshift.batching import BatchQueue, Job, in_parts
     from genreshift.device import inference_context
-    from genreshift.models import CPU_BATCH
-    from genreshift.pipeline import VOCODER_CHUNK_FRAMES, VOCODER_OVERLAP_FRAMES, _in_parts
+    from genreshift.pipeline import vocoder_windows
     from genreshift.audio import StreamResampler
     from genreshift.streaming import TrackReader
 
-    cfg = conv.mel_cfg
+    cfg = conv.mel_config
     seg = int(60 * cfg.sample_rate)  # the pipeline's segment length, in model-rate samples
 
     def decode(path: Path) -> list[torch.Tensor]:
@@ -191,14 +190,13 @@ def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
     # Model stages are timed after two warm-up batches (below): steady-state throughput.
     mels = [melmod.log_mel(w, cfg) for w in waves]
     if op == "translate":
-        model, ccfg, scale = conv._translator, conv.chunk, 1
+        model, ccfg, scale = conv.translator, conv.chunk, 1
     else:
-        model, scale = conv._vocoder.module, cfg.hop_length
-        ccfg = ChunkConfig(VOCODER_CHUNK_FRAMES, VOCODER_OVERLAP_FRAMES, conv._vocoder.context)
-    note = f"{conv._vocoder.arch if op == 'vocode' else 'translator'}, batch {spec['batch']}"
+        model, ccfg, scale = conv.vocoder, vocoder_windows(conv.vocoder), cfg.hop_length
+    note = f"{conv.vocoder.arch if op == 'vocode' else 'translator'}, batch {spec['batch']}"
     device = conv.device
     cpu_part = op == "vocode" and device.type == "cpu"
-    part = CPU_BATCH[conv._vocoder.arch] if cpu_part else spec["batch"]  # as the pipeline runs it
+    part = conv.vocoder.cpu_batch if cpu_part else spec["batch"]  # as the pipeline runs it
     if spec.get("compile"):
         model, note = _compiled(model, mels[0], ccfg, min(part, spec["batch"]), note, device)
     else:  # the same two warm-up calls compile gets: first calls set up oneDNN / cuDNN kernels
@@ -206,7 +204,7 @@ def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
         with inference_context(device):
             model(windows.to(device)), model(windows.to(device))
     if part < spec["batch"]:
-        model, note = _in_parts(model, part), f"{note} (calls of {part})"
+        model, note = in_parts(model, part), f"{note} (calls of {part})"
     queue = BatchQueue(model, spec["batch"], device)
     _sync(device)
     start = time.perf_counter()
@@ -279,12 +277,15 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
     def add(group: str, name: str, **kw):
         out.append({**base, "group": group, "name": name, **kw})
 
-    vocoders = args.vocoders or (["fast", "griffinlim"] if args.quick else ["fast", "melgan", "griffinlim"])
+    vocoders = list(args.vocoders or (["fast", "griffinlim"] if args.quick else ["fast", "melgan", "griffinlim"]))
     if args.weights == "registry":  # only what the registry releases (no MelGAN yet)
         from genreshift import registry
 
         released = {e.model for e in registry.registry_entries() if e.kind == "vocoder"}
         vocoders = [v for v in vocoders if v == "griffinlim" or v in released]
+    for v, path in args.vocoder:  # --vocoder NAME=PATH: candidate vocoder files beside the others
+        voc[v] = path
+        vocoders.append(v)
     for v in vocoders:
         add("e2e", f"convert, vocoder {v} ({one})", vocoder=voc[v])
     for b in args.batches:
@@ -303,7 +304,7 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
     for b in sizes:
         at = f", batch {b}" if len(sizes) > 1 else ""
         add("stages", f"translate{at}", op="translate", batch=b)
-        for v in ["fast"] if args.quick and not args.vocoders else vocoders:
+        for v in vocoders if args.vocoders or not args.quick else ["fast", *(v for v, _ in args.vocoder)]:
             add("stages", f"vocode {v}{at}", op="vocode", vocoder=voc[v], batch=b)
     add("stages", "encode", op="encode")
     for name, kw in [("translate", {"op": "translate"}), ("vocode fast", {"op": "vocode"})]:
@@ -389,6 +390,13 @@ def _device_name(spec: str) -> str:
     return f"{device} ({torch.cuda.get_device_name(device)}, {torch.cuda.get_device_properties(device).total_memory / 2**30:.0f} GiB)"
 
 
+def _named_file(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not Path(path).is_file():
+        raise argparse.ArgumentTypeError(f"{text}: give NAME=PATH of an existing vocoder checkpoint")
+    return name, str(Path(path).resolve())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", nargs="+", type=Path, help="audio files for the one-track groups (default: generated)")
@@ -402,11 +410,13 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write every run and the medians here")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "genreshift-speed",
                     help="generated audio and models are kept here between runs")  # fmt: skip
-    ap.add_argument("--vocoders", type=_vocoders, help="vocoders for e2e and stages, e.g. fast,griffinlim")
+    ap.add_argument("--vocoders", type=_vocoders, help="built-in vocoders for e2e and stages (default: all), e.g. fast")
     ap.add_argument("--batch", type=int, default=16, help="batch size of every configuration but the batch group")
     ap.add_argument("--threads", type=int, default=2, help="torch threads of every configuration but the threads group")
     ap.add_argument("--long-minutes", type=float, default=60.0,
                     help="the long group: one track this long, one a sixth as long, 200 x 15 s files per 60 minutes")
+    ap.add_argument("--vocoder", action="append", default=[], type=_named_file, metavar="NAME=PATH",
+                    help="also measure this vocoder checkpoint (e2e and stages); repeatable")  # fmt: skip
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:

@@ -110,6 +110,27 @@ def load(path: Path) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(np.ascontiguousarray(data.T)), rate
 
 
+def frames_of(wave: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A clip given as (samples,) or (channels, samples), NumPy or torch -> (frames, channels)
+    float32, as soundfile reads a file."""
+    data = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
+    if data.ndim == 1:
+        data = data[None]
+    if data.ndim != 2 or data.shape[0] > data.shape[1] > 0:
+        raise ValueError(
+            f"audio must be (samples,) or (channels, samples), got shape {tuple(data.shape)}"
+            " (for soundfile's (frames, channels), pass its transpose)"
+        )
+    return np.ascontiguousarray(data.T, dtype=np.float32)
+
+
+def shaped_like(frames: np.ndarray, wave: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """(frames, channels) float32 back into the shape and kind (NumPy or torch) of ``wave``."""
+    out = np.ascontiguousarray(frames.T)
+    out = out[0] if wave.ndim == 1 else out
+    return torch.from_numpy(out) if isinstance(wave, torch.Tensor) else out
+
+
 def resample(audio: torch.Tensor, source_rate: int, target_rate: int) -> torch.Tensor:
     """Band-limited sinc resampling (torchaudio); a no-op when the rates match."""
     if source_rate == target_rate:

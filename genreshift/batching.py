@@ -11,6 +11,11 @@ import torch
 from .device import inference_context, to_device
 
 
+def in_parts(model: Callable[[torch.Tensor], torch.Tensor], size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model`` run on at most ``size`` windows at a time (a vocoder's ``cpu_batch``)."""
+    return lambda batch: torch.cat([model(part) for part in batch.split(size)])
+
+
 class Job:
     """Windows of one track waiting for a model; ``outputs`` fills in as batches run."""
 

@@ -20,23 +20,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import melgan_neurips
 from .atomic import replacing
 from .errors import short_reason
-from .config import (
-    FastVocoderConfig,
-    MelConfig,
-    MelGANConfig,
-    TranslatorConfig,
-    from_dict,
-    to_dict,
-)
+from .config import MelConfig, TranslatorConfig, from_dict, to_dict
+from .translator import Generator
+from .vocoder import VOCODERS
 
 FORMAT = "genreshift"
 FORMAT_VERSION = 1
+# (kind, arch) -> config class; the vocoders come from their table (those with weights).
 ARCHS: dict[tuple[str, str], type] = {
     ("translator", "travelgan"): TranslatorConfig,
-    ("vocoder", "melgan"): MelGANConfig,
-    ("vocoder", "fast"): FastVocoderConfig,
+    **{("vocoder", arch): cls.config_class for arch, cls in VOCODERS.items() if cls.has_weights},
 }
 
 
@@ -73,11 +69,7 @@ class Checkpoint:
 
     def build(self, device: torch.device | str = "cpu") -> nn.Module:
         """The model in eval mode on ``device``, weights in float32."""
-        from .translator import Generator
-        from .vocoder import FastVocoder, MelGAN
-
-        cls = {"travelgan": Generator, "melgan": MelGAN, "fast": FastVocoder}[self.arch]
-        model = cls(self.config, self.mel) if self.arch == "fast" else cls(self.config)
+        model = VOCODERS[self.arch](self.config, self.mel) if self.kind == "vocoder" else Generator(self.config)
         state = {k: v.float() if v.is_floating_point() else v for k, v in self.state_dict.items()}
         model.load_state_dict(state)
         return model.to(device).eval()
@@ -112,8 +104,13 @@ def load(path: str | os.PathLike) -> Checkpoint:
 
 
 def from_plain(data: Any, path: str | os.PathLike = "<memory>") -> Checkpoint:
+    if melgan_neurips.looks_like(data):
+        return _from_melgan_neurips(data, path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a genreshift checkpoint (no 'format: genreshift' entry)")
+        raise CheckpointError(
+            f"{path}: not a genreshift checkpoint (no 'format: genreshift' entry) "
+            "nor a melgan-neurips generator state_dict"
+        )
     if data.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format {data['format_version']} is newer than this genreshift "
@@ -139,3 +136,14 @@ def from_plain(data: Any, path: str | os.PathLike = "<memory>") -> Checkpoint:
         meta=dict(data.get("meta", {})),
         extra={k: v for k, v in data.items() if k not in known},
     )
+
+
+def _from_melgan_neurips(state: dict[str, torch.Tensor], path: str | os.PathLike) -> Checkpoint:
+    """A bare melgan-neurips ``Generator`` state_dict as a ``melgan`` vocoder checkpoint."""
+    mel = MelConfig()
+    try:
+        cfg = melgan_neurips.config_of(state)
+        melgan_neurips.check_matches(cfg, state, mel)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: looks like a melgan-neurips generator, but {exc}") from None
+    return Checkpoint("vocoder", "melgan", cfg, mel, state, meta={"source": "melgan-neurips state_dict"})

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
+from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -59,6 +59,19 @@ def main(
     """genreshift: turn whole folders of music into another genre."""
 
 
+def _vocoder_help() -> str:
+    """What --vocoder takes: the released vocoders are read from the registry (no torch, no
+    download), so a value is offered only when a file for it exists."""
+    from .registry import WeightsError, registry_entries
+
+    try:
+        released = [e.model for e in registry_entries() if e.kind == "vocoder"]
+    except WeightsError:
+        released = []
+    names = ", ".join(["auto", *released, "griffinlim"])
+    return f"{names}, or a vocoder .pt file (genreshift's, or a MelGAN generator state_dict saved by melgan-neurips)."
+
+
 @app.command()
 def convert(
     paths: Annotated[list[Path], typer.Argument(help="Audio files and/or folders (searched recursively).")],
@@ -67,7 +80,7 @@ def convert(
         Optional[Path], typer.Option("--output", "-o", help="Output folder (default: converted/<genre>).")
     ] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="A translator checkpoint file to use.")] = None,
-    vocoder: Annotated[str, typer.Option(help="auto, fast, melgan, griffinlim, or a .pt file.")] = "auto",
+    vocoder: Annotated[str, typer.Option(help=_vocoder_help())] = "auto",
     device: Device = "auto",
     batch_size: BatchSize = 16,
     chunk_frames: Annotated[int, typer.Option(min=8, help="Mel frames per translator window.")] = 128,
@@ -93,8 +106,7 @@ def convert(
     """Convert audio files to a genre. Exit code 1 if any file failed. Runs under torchrun."""
     if overlap >= chunk_frames:
         raise typer.BadParameter("must be smaller than --chunk-frames", param_hint="--overlap")
-    from . import distrib
-    from .pipeline import ConvertOptions
+    from . import ConvertOptions, distrib
     from .shards import parse_shard, process_shares
 
     try:
@@ -114,35 +126,40 @@ def convert(
 
 
 def _convert(paths: list[Path], dry_run: bool, quiet: bool, report: Path | None, options) -> int:
-    from . import distrib
+    from . import Converter, distrib
     from .device import DeviceError
+    from .display import ConvertProgress, note
     from .models import ModelError, UnknownGenreError
-    from .pipeline import Converter
     from .registry import WeightsError
+    from .shards import RankProgress
 
+    # Under torchrun every rank counts its progress into rank 0's bar; only rank 0 has one.
+    bar = ConvertProgress(quiet) if distrib.is_main() else None
+    progress = bar if distrib.world_size() == 1 else RankProgress(bar)
     try:
-        converter = Converter(options)
+        converter = Converter(options, progress)
     except (UnknownGenreError, DeviceError) as exc:
         raise _fail(str(exc), 2) from None
-    except ModelError as exc:
+    except (ModelError, WeightsError) as exc:
         raise _fail(str(exc)) from None
     if converter.device.type == "cpu":
         distrib.share_cpu_threads()  # torchrun's ranks on one machine share its cores
+    if converter.source.note and not quiet and distrib.is_main():
+        note(converter.source.note)
     try:
-        return _run_convert(converter, paths, dry_run, quiet, report)
+        return _run_convert(converter, progress, bar, paths, dry_run, quiet, report)
     except (ModelError, WeightsError) as exc:
         raise _fail(str(exc)) from None
 
 
-def _run_convert(converter, paths: list[Path], dry_run: bool, quiet: bool, report: Path | None = None) -> int:
+def _run_convert(converter, progress, bar, paths: list[Path], dry_run: bool, quiet: bool, report: Path | None) -> int:
     """Plan, convert, report. Under torchrun every rank converts its share and rank 0 speaks
     for all: one progress bar, one table, the exit code (the other ranks exit 0).
 
     Every rank must reach every distrib.gather below: a rank leaves early only by failing,
     which makes torchrun stop them all."""
     from . import distrib
-    from .display import ConvertProgress, error, stdout, summary_table
-    from .shards import RankProgress
+    from .display import error, stdout, summary_table
 
     main, ranks = distrib.is_main(), distrib.world_size()
     todo, results, problems = converter.plan(paths)
@@ -163,15 +180,14 @@ def _run_convert(converter, paths: list[Path], dry_run: bool, quiet: bool, repor
     if report is not None and main:
         _check_report_extra()
     if todo:
-        converter.load_models()
+        converter.load_models()  # before the bar: a download shows its own
     totals = distrib.gather((sum(p.result.duration for p in todo), len(todo)))
     seconds, files = (sum(t[0] for t in totals), sum(t[1] for t in totals)) if main else (0.0, 0)
-    with ConvertProgress(seconds, files, quiet or not files) if main else contextlib.nullcontext() as bar:
-        converter.progress = bar if ranks == 1 else RankProgress(bar)
+    with bar.running(seconds, files) if main and files else nullcontext():
         if todo:
             results += converter.convert_planned(todo)
         if ranks > 1:
-            converter.progress.finish()
+            progress.finish()
     shares = distrib.gather(results)
     if not main:
         return 0
@@ -185,7 +201,8 @@ def _run_convert(converter, paths: list[Path], dry_run: bool, quiet: bool, repor
         stdout.print(f"{len(failed)} of {len(results)} file(s) failed:", markup=False)
         for r in failed:
             stdout.print(f"  {r.message}", markup=False)
-    if report is not None and not _write_report(converter, report, results, quiet):
+    mel = converter.mel_config if todo else None  # no models loaded just for the report
+    if report is not None and not _write_report(converter, report, results, mel, quiet):
         return 1
     return 1 if failed or problems or not results else 0
 
@@ -209,12 +226,12 @@ def _check_report_extra() -> None:
         stderr.print(MISSING_MATPLOTLIB, markup=False, highlight=False)
 
 
-def _write_report(converter, path: Path, results, quiet: bool) -> bool:
+def _write_report(converter, path: Path, results, mel, quiet: bool) -> bool:
     from .display import error, stdout
     from .report import settings_of, write_report
 
     try:
-        write_report(path, results, settings_of(converter), getattr(converter, "mel_cfg", None))
+        write_report(path, results, settings_of(converter), mel)
     except Exception as exc:  # the files are converted; a failed page is one line, not a traceback
         error(f"{path}: cannot write the report ({getattr(exc, 'strerror', None) or exc})")
         return False

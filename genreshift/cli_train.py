@@ -61,9 +61,18 @@ Force = Annotated[bool, typer.Option(help="Start over even if the run folder hol
 EvalEvery = Annotated[int, typer.Option(min=1, help="Steps between validations (figures, best.pt, samples).")]
 SaveEvery = Annotated[int, typer.Option(min=1, help="Steps between checkpoints (last.pt and the exported model).")]
 LogEvery = Annotated[int, typer.Option(min=1, help="Steps between loss lines in log.jsonl (and on a non-terminal).")]
-OptInt = Annotated[Optional[int], typer.Option(min=1)]
+
+
+def OptWeight(term: str, default: str):  # noqa: N802 - an Annotated alias factory
+    return Annotated[Optional[float], typer.Option(min=0.0, help=f"Weight of the {term} (default {default}).")]
+
+
 MaxSeconds = Annotated[
     Optional[float], typer.Option(min=0.1, help="Use at most this many seconds of each track (faster caching).")
+]
+MaxMinutes = Annotated[
+    Optional[float],
+    typer.Option(min=0.01, help="Stop after this many minutes of training, or at --steps if sooner; saves as at the end."),
 ]
 CacheDir = Annotated[
     Optional[Path], typer.Option(help="Decoded-track cache (default: <GENRESHIFT_HOME>/cache/training).")
@@ -113,8 +122,17 @@ def train_vocoder(
     magnitude_weight: Annotated[float, typer.Option(help="fast: weight of its magnitude loss.")] = 10.0,
     adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss.")] = 1.0,
     fm_weight: Annotated[float, typer.Option(help="Weight of feature matching.")] = 2.0,
+    ip_weight: Annotated[float, typer.Option(min=0.0, help="fast: instantaneous phase loss (APNet).")] = 0.0,
+    gd_weight: Annotated[float, typer.Option(min=0.0, help="fast: group delay loss (APNet).")] = 0.0,
+    iaf_weight: Annotated[
+        float, typer.Option(min=0.0, help="fast: instantaneous angular frequency loss (APNet).")
+    ] = 0.0,
+    consistency_weight: Annotated[
+        float, typer.Option(min=0.0, help="fast: STFT consistency of the predicted spectrum.")
+    ] = 0.0,
     val_segments: Annotated[int, typer.Option(min=1, help="Held-out segments for validation.")] = 8,
     max_seconds_per_track: MaxSeconds = None,
+    max_minutes: MaxMinutes = None,
     cache_dir: CacheDir = None,
     seed: Annotated[int, typer.Option(help="Seed of weights and crops.")] = 0,
     quiet: Quiet = False,
@@ -131,10 +149,11 @@ def train_vocoder(
         force=force, quiet=quiet, init=init, cache_dir=cache_dir, overrides=sizes,
         train=TrainConfig(steps=steps, batch_size=batch_size, eval_every=eval_every, save_every=save_every,
                           log_every=log_every, val_crops=val_segments, seed=seed,
-                          max_seconds_per_track=max_seconds_per_track),
+                          max_seconds_per_track=max_seconds_per_track, max_minutes=max_minutes),
         hparams=VocoderTrainConfig(lr=lr, segment_frames=segment_frames, gan_start=gan_start, gan_loss=gan_loss.value),
         weights=VocoderLossWeights(mel=mel_weight, stft=stft_weight, magnitude=magnitude_weight,
-                                   adversarial=adv_weight, feature=fm_weight),
+                                   adversarial=adv_weight, feature=fm_weight, phase_ip=ip_weight,
+                                   phase_gd=gd_weight, phase_iaf=iaf_weight, consistency=consistency_weight),
     )  # fmt: skip
     result = _train(run, options)
     if result is not None and not quiet:
@@ -166,16 +185,28 @@ def finetune(
     eval_every: EvalEvery = 500,
     save_every: SaveEvery = 500,
     log_every: LogEvery = 50,
-    paired: Annotated[bool, typer.Option(help="Add an L1 term for files that match by relative path.")] = False,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of G and S.")] = 1e-4,
+    paired: Annotated[
+        bool, typer.Option(help="Learn from files that match by relative path (supervised L1 recipe).")
+    ] = False,
+    lr: Annotated[Optional[float], typer.Option(min=0.0, help="Adam learning rate of G and S (1e-4; paired 1e-3).")] = None,
     lr_d: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of D.")] = 1e-4,
-    adv_weight: Annotated[float, typer.Option(help="Weight of the hinge adversarial loss.")] = 1.0,
-    travel_weight: Annotated[float, typer.Option(help="Weight of the TraVeL loss (keeps content).")] = 10.0,
-    siamese_weight: Annotated[float, typer.Option(help="Weight of the siamese margin loss.")] = 10.0,
-    identity_weight: Annotated[float, typer.Option(help="Weight of |G(target) - target|.")] = 0.5,
-    paired_weight: Annotated[float, typer.Option(help="Weight of the --paired L1 term.")] = 1.0,
+    adv_weight: OptWeight("hinge adversarial loss", "1; paired 0") = None,
+    travel_weight: OptWeight("TraVeL loss (keeps content)", "10; paired 0") = None,
+    siamese_weight: OptWeight("siamese margin loss", "10; paired 0") = None,
+    identity_weight: OptWeight("|G(target) - target|", "0") = None,
+    content_weight: OptWeight("content loss (harmonics stay in place)", "10; paired 0") = None,
+    paired_weight: OptWeight("--paired L1 term", "1") = None,
     margin: Annotated[float, typer.Option(min=0.0, help="Siamese margin (delta).")] = 2.0,
     parts: Annotated[int, typer.Option(min=1, help="Parts each crop is split into for G.")] = 3,
+    colour: Annotated[
+        Optional[bool], typer.Option(help="G starts with a per-bin affine colour map fitted to the data (new: on).")
+    ] = None,
+    gain_points: Annotated[
+        Optional[int], typer.Option(min=0, help="G changes a smooth gain with this many points (new: 16; paired 0).")
+    ] = None,
+    residual_limit: Annotated[
+        Optional[float], typer.Option(min=0.0, help="Bound of G's per-bin residual, 0 = none (new: 0.5; paired 0).")
+    ] = None,
     channels: Annotated[Optional[int], typer.Option(min=1, help="G width (default 128).")] = None,
     blocks: Annotated[Optional[int], typer.Option(min=1, help="G residual blocks (default 6).")] = None,
     kernel_size: Annotated[Optional[int], typer.Option(min=1, help="G kernel size (default 5).")] = None,
@@ -185,25 +216,33 @@ def finetune(
     siamese_dim: Annotated[Optional[int], typer.Option(min=1, help="S embedding size (default 128).")] = None,
     val_crops: Annotated[int, typer.Option(min=1, help="Held-out crops per folder.")] = 8,
     max_seconds_per_track: MaxSeconds = None,
+    max_minutes: MaxMinutes = None,
     cache_dir: CacheDir = None,
     seed: Annotated[int, typer.Option(help="Seed of weights and crops.")] = 0,
     quiet: Quiet = False,
 ) -> None:
     """Train a new genre from a source folder to a target folder (TraVeLGAN, as in MelGAN-VC)."""
-    from .config import FinetuneConfig, TrainConfig, TravelLossWeights
+    from dataclasses import replace
+
+    from .config import TrainConfig, finetune_recipe
     from .finetune import FinetuneOptions, run
 
+    hparams, weights = finetune_recipe(paired)
+    hparams = replace(hparams, lr=hparams.lr if lr is None else lr, lr_d=lr_d, parts=parts)
+    given = dict(adversarial=adv_weight, travel=travel_weight, siamese=siamese_weight, identity=identity_weight,
+                 content=content_weight, paired=paired_weight)  # fmt: skip
+    weights = replace(weights, margin=margin, **{k: v for k, v in given.items() if v is not None})
     sizes = dict(channels=channels, n_blocks=blocks, kernel_size=kernel_size, window_frames=window_frames)
+    sizes.update(colour=colour, gain_points=gain_points, residual_limit=residual_limit)
     sizes.update(disc_channels=disc_channels, siamese_channels=siamese_channels, siamese_dim=siamese_dim)
     options = FinetuneOptions(
         source=source, target=target, name=name, init=init, out=out, run_dir=run_dir, paired=paired, device=device,
         resume=resume, force=force, quiet=quiet, cache_dir=cache_dir, overrides=sizes,
         train=TrainConfig(steps=steps, batch_size=batch_size, eval_every=eval_every, save_every=save_every,
                           log_every=log_every, val_crops=val_crops, seed=seed,
-                          max_seconds_per_track=max_seconds_per_track),
-        hparams=FinetuneConfig(lr=lr, lr_d=lr_d, parts=parts),
-        weights=TravelLossWeights(adversarial=adv_weight, travel=travel_weight, siamese=siamese_weight,
-                                  identity=identity_weight, paired=paired_weight, margin=margin),
+                          max_seconds_per_track=max_seconds_per_track, max_minutes=max_minutes),
+        hparams=hparams,
+        weights=weights,
     )  # fmt: skip
     result = _train(run, options)
     if result is not None and not quiet:

@@ -84,6 +84,11 @@ class TranslatorConfig:
     n_blocks: int = 6
     kernel_size: int = 5
     window_frames: int = 128  # the crop length it is trained on
+    # v3 additions; their defaults rebuild a v1/v2 checkpoint unchanged.
+    colour: bool = False  # a per-bin affine map of the input (global timbre), before the residual
+    gain_points: int = 0  # > 0: the net's output is a gain smooth across bins (this many control points)
+    # plus the residual below; 0: a free residual per bin (v1)
+    residual_limit: float = 0.0  # > 0: the per-bin residual is bounded to +-this (log10 units) by tanh
 
 
 @dataclass(frozen=True)
@@ -112,9 +117,20 @@ class FastVocoderConfig:
     refine_iters: int = 0  # Griffin-Lim iterations at inference toward the predicted magnitude
     mel_iters: int = 0  # then Griffin-Lim iterations that keep the reached magnitude's fine structure
     # but match its mel to the input mel
+    # v3 addition: mel frames per window when `convert` cuts a track for this vocoder. Longer
+    # windows spend less on the context frames computed twice; inference only, like the above.
+    window_frames: int = 256  # the default of every vocoder (vocoder.WINDOW_FRAMES)
+
+    def __post_init__(self) -> None:
+        if self.window_frames < 16:
+            raise ValueError(f"window_frames must be at least 16, got {self.window_frames}")
 
 
-VOCODER_CONFIGS: dict[str, type] = {"melgan": MelGANConfig, "fast": FastVocoderConfig}
+@dataclass(frozen=True)
+class GriffinLimConfig:
+    """Griffin-Lim from the inverted mel filters: no weights, so no checkpoint."""
+
+    n_iter: int = 32
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,7 @@ class TrainConfig:
     seed: int = 0
     silence_db: float = -60.0  # frames quieter than this (RMS, dBFS) count as silent
     max_seconds_per_track: float | None = None  # bounds decoding and mel caching time
+    max_minutes: float | None = None  # stop after this much wall time in this session (or at steps)
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,35 @@ class TravelLossWeights:
     identity: float = 0.5  # |G(b) - b| on target crops
     paired: float = 1.0  # |G(a) - b| on matched pairs (only with --paired)
     margin: float = 2.0  # delta of the siamese margin loss
+    content: float = 0.0  # |fine structure of G(a) - that of a|: holds the harmonics in place
+
+
+def finetune_recipe(paired: bool) -> tuple[FinetuneConfig, TravelLossWeights]:
+    """Default optimiser settings and loss weights of ``genreshift finetune``.
+
+    With pairs, what a pair teaches is a plain supervised L1: every adversarial and
+    content-keeping term is off and the learning rate is 10x higher, which measured far
+    better than the GAN recipe plus an L1 term (docs/training.md). Without pairs: the
+    MelGAN-VC recipe plus the content term.
+    """
+    if paired:
+        weights = TravelLossWeights(adversarial=0.0, travel=0.0, siamese=0.0, identity=0.0, paired=1.0, content=0.0)
+        return FinetuneConfig(lr=1e-3), weights
+    # No identity term: a new G starts from a colour map fitted to move the source's mean level
+    # to the target's, and |G(b) - b| on target crops would pull that map back to the identity.
+    return FinetuneConfig(), TravelLossWeights(identity=0.0, content=UNPAIRED_CONTENT_WEIGHT)
+
+
+# Chosen by measurement: docs/training.md, "translator v3".
+UNPAIRED_CONTENT_WEIGHT = 10.0
+
+
+def new_translator(paired: bool) -> TranslatorConfig:
+    """The generator a run from scratch builds (v3). ``TranslatorConfig()`` itself keeps the
+    v1 layout, so that old checkpoints, whose files predate the v3 fields, rebuild unchanged."""
+    if paired:
+        return TranslatorConfig(colour=True)
+    return TranslatorConfig(colour=True, gain_points=16, residual_limit=0.5)
 
 
 @dataclass(frozen=True)
@@ -187,3 +233,10 @@ class VocoderLossWeights:
     magnitude: float = 10.0  # fast vocoder: its predicted magnitude against the input's STFT
     adversarial: float = 1.0
     feature: float = 2.0  # feature matching (L1 between D activations of real and generated)
+    # fast vocoder, phase (v3): APNet's anti-wrapped instantaneous phase, group delay and
+    # instantaneous angular frequency losses, and the STFT consistency of the predicted spectrum.
+    # Off by default, so the v1/v2 recipes train as they did.
+    phase_ip: float = 0.0
+    phase_gd: float = 0.0
+    phase_iaf: float = 0.0
+    consistency: float = 0.0

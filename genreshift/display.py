@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
@@ -20,6 +22,11 @@ def error(message: str) -> None:
     stderr.print(Text(f"error: {message}", style="red"))
 
 
+def note(message: str) -> None:
+    """One plain line on stderr about a choice made for the user."""
+    stderr.print(Text(f"note: {message}", style="yellow"))
+
+
 class _RealTimeColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         elapsed = task.elapsed or 0.0
@@ -28,12 +35,16 @@ class _RealTimeColumn(ProgressColumn):
 
 
 class ConvertProgress:
-    """One bar over the total audio seconds, with files done and the current real-time factor."""
+    """One bar over the total audio seconds, with files done and the current real-time factor.
 
-    def __init__(self, total_seconds: float, total_files: int, quiet: bool):
+    Made before the ``Converter`` it is given to; the bar shows while ``running``.
+    """
+
+    def __init__(self, quiet: bool):
         self.quiet = quiet
         self.files_done = 0
-        self.total_files = total_files
+        self.total_files = 0
+        self.task = None
         self.progress = Progress(
             TextColumn("[bold]converting"),
             BarColumn(),
@@ -45,25 +56,31 @@ class ConvertProgress:
             disable=quiet,
             transient=False,
         )
-        self.task = self.progress.add_task("convert", total=max(total_seconds, 1e-9), files=self._files())
-        self.started = time.perf_counter()
 
     def _files(self) -> str:
         return f"{self.files_done}/{self.total_files} files"
 
-    def __enter__(self) -> "ConvertProgress":
+    @contextmanager
+    def running(self, total_seconds: float, total_files: int) -> Iterator["ConvertProgress"]:
+        self.total_files = total_files
+        self.task = self.progress.add_task("convert", total=max(total_seconds, 1e-9), files=self._files())
+        self.started = time.perf_counter()
         self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        try:
+            yield self
+        finally:
+            self.progress.stop()
 
     def show(self, seconds: float, files: int) -> None:
         """Set the totals outright (rank 0 showing every rank's progress: see shards.py)."""
+        if self.task is None:  # not running: nothing to show
+            return
         self.files_done = files
         self.progress.update(self.task, completed=seconds, files=self._files())
 
     def __call__(self, seconds: float, result: TrackResult | None) -> None:
+        if self.task is None:  # not running: nothing to show
+            return
         if seconds:
             self.progress.advance(self.task, seconds)
         if result is not None:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,9 +28,12 @@ from .config import (
     TrainConfig,
     TranslatorConfig,
     TravelLossWeights,
+    finetune_recipe,
     from_dict,
+    new_translator,
     to_dict,
 )
+from .finetune_losses import content_loss, join_parts, margin_loss, mean_colour, paired_colour, split_parts, travel_loss
 from .training_data import Crops, crops_from, paired_crops
 from .translator import Discriminator, Generator, Siamese
 from .vocoder import GriffinLim
@@ -51,8 +55,13 @@ class FinetuneOptions:
     cache_dir: Path | None = None  # default <GENRESHIFT_HOME>/cache/training
     overrides: dict = field(default_factory=dict)  # TranslatorConfig / CriticConfig fields; None = keep
     train: TrainConfig = field(default_factory=TrainConfig)
-    hparams: FinetuneConfig = field(default_factory=FinetuneConfig)
-    weights: TravelLossWeights = field(default_factory=TravelLossWeights)
+    hparams: FinetuneConfig | None = None  # None: the recipe's (config.finetune_recipe)
+    weights: TravelLossWeights | None = None
+
+    def __post_init__(self) -> None:
+        hparams, weights = finetune_recipe(self.paired)
+        object.__setattr__(self, "hparams", self.hparams or hparams)
+        object.__setattr__(self, "weights", self.weights or weights)
 
 
 @dataclass
@@ -64,77 +73,62 @@ class FinetuneResult:
     in_user_models: bool  # so `convert --to NAME` finds it
 
 
-# -- losses ---------------------------------------------------------------------------------
+# -- one step -------------------------------------------------------------------------------
 
 
-def split_parts(x: torch.Tensor, parts: int) -> torch.Tensor:
-    """(B, M, parts * p) -> (B * parts, M, p): each crop as consecutive parts."""
-    b, m, t = x.shape
-    return x.reshape(b, m, parts, t // parts).permute(0, 2, 1, 3).reshape(b * parts, m, t // parts)
-
-
-def join_parts(x: torch.Tensor, parts: int) -> torch.Tensor:
-    """Inverse of ``split_parts``."""
-    n, m, p = x.shape
-    return x.reshape(n // parts, parts, m, p).permute(0, 2, 1, 3).reshape(n // parts, m, parts * p)
-
-
-def _pair_vectors(e: torch.Tensor) -> torch.Tensor:
-    i, j = torch.triu_indices(len(e), len(e), 1, device=e.device)
-    return e[i] - e[j]
-
-
-def travel_loss(e_src: torch.Tensor, e_out: torch.Tensor) -> torch.Tensor:
-    """Cosine distance + mean squared difference between the vectors of all pairs in the batch,
-    before (S(a_i) - S(a_j)) and after (S(G(a_i)) - S(G(a_j))) translation."""
-    va, vg = _pair_vectors(e_src), _pair_vectors(e_out)
-    return (1 - F.cosine_similarity(va, vg, dim=-1)).mean() + (va - vg).pow(2).mean()
-
-
-def margin_loss(e_src: torch.Tensor, margin: float) -> torch.Tensor:
-    """max(0, delta - ||S(a_i) - S(a_j)||)^2: distinct crops must stay apart in S's space."""
-    return F.relu(margin - _pair_vectors(e_src).norm(dim=-1)).pow(2).mean()
-
-
-def _train_step(r: "_Run", a: torch.Tensor, b: torch.Tensor, pairs: torch.Tensor | None) -> dict[str, float]:
+def _train_step(r: "_Run", a: torch.Tensor | None, b: torch.Tensor | None, pairs: torch.Tensor | None) -> dict[str, float]:
+    """One update of G and S, then of D. Terms whose weight is 0 are not computed, and with
+    no adversarial term D is not trained: the supervised ``--paired`` recipe is a plain L1 step."""
     g, s, d, w, parts = r.g, r.s, r.d, r.opts.weights, r.opts.hparams.parts
-    a_parts, b_parts = split_parts(a, parts), split_parts(b, parts)
-    out = g(torch.cat([a_parts, b_parts]))  # one pass for translation and identity
-    fake_parts, same_parts = out[: len(a_parts)], out[len(a_parts) :]
-    fake = join_parts(fake_parts, parts)
-    e_src, e_out = s(torch.cat([a_parts, fake_parts])).chunk(2)
-    with training.no_sync(d):  # D's gradients from the G step are thrown away, not all-reduced
-        score_fake = d(fake)
-    losses = {
-        "adv": -score_fake.mean(),
-        "travel": travel_loss(e_src, e_out),
-        "siamese": margin_loss(e_src, w.margin),
-        "identity": (same_parts - b_parts).abs().mean(),
-    }
+    losses: dict[str, torch.Tensor] = {}
+    fake = None
+    if r.unpaired_terms:
+        a_parts, b_parts = split_parts(a, parts), split_parts(b, parts)
+        out = g(torch.cat([a_parts, b_parts]))  # one pass for translation and identity
+        fake_parts, same_parts = out[: len(a_parts)], out[len(a_parts) :]
+        fake = join_parts(fake_parts, parts)
+        if w.adversarial:
+            with training.no_sync(d):  # D's gradients from the G step are thrown away, not all-reduced
+                losses["adv"] = -d(fake).mean()
+        if w.travel or w.siamese:
+            e_src, e_out = s(torch.cat([a_parts, fake_parts])).chunk(2)
+            losses["travel"], losses["siamese"] = travel_loss(e_src, e_out), margin_loss(e_src, w.margin)
+        if w.identity:
+            losses["identity"] = (same_parts - b_parts).abs().mean()
+        if w.content:
+            losses["content"] = content_loss(a, fake)
     if pairs is not None:
         src, tgt = pairs.chunk(2, dim=1)  # source and target mels are stacked along the mel axis
-        losses["paired"] = (join_parts(g(split_parts(src, parts)), parts) - tgt).abs().mean()
-    weight = dict(adv=w.adversarial, travel=w.travel, siamese=w.siamese, identity=w.identity, paired=w.paired)
+        losses["paired"] = (g(src) - tgt).abs().mean()  # whole crops: the windows convert uses
+    weight = dict(adv=w.adversarial, travel=w.travel, siamese=w.siamese, identity=w.identity, paired=w.paired,
+                  content=w.content)  # fmt: skip
     r.opt_g.zero_grad(set_to_none=True)
     sum(weight[k] * v for k, v in losses.items()).backward()
     r.opt_g.step()
-    losses["d"] = (F.relu(1 - d(b)).mean() + F.relu(1 + d(fake.detach())).mean()) / 2
-    r.opt_d.zero_grad(set_to_none=True)
-    losses["d"].backward()
-    r.opt_d.step()
+    if w.adversarial and fake is not None:
+        losses["d"] = (F.relu(1 - d(b)).mean() + F.relu(1 + d(fake.detach())).mean()) / 2
+        r.opt_d.zero_grad(set_to_none=True)
+        losses["d"].backward()
+        r.opt_d.step()
     return {k: float(v.detach()) for k, v in losses.items()}
 
 
 @torch.no_grad()
-def evaluate(g: nn.Module, d: nn.Module, val_a: torch.Tensor, val_b: torch.Tensor) -> dict[str, float]:
+def evaluate(g: nn.Module, d: nn.Module, val_a: torch.Tensor, val_b: torch.Tensor,
+             val_pairs: torch.Tensor | None = None) -> dict[str, float]:  # fmt: skip
     """Identity distance on held-out target crops, and D's mean score on held-out target
-    crops, on translated held-out source crops, and on the untranslated source crops."""
-    return {
+    crops, on translated held-out source crops, and on the untranslated source crops; with
+    pairs, the L1 of translated held-out source crops to their targets."""
+    figures = {
         "val_identity": float((g(val_b) - val_b).abs().mean()),
         "val_d_target": float(d(val_b).mean()),
         "val_d_translated": float(d(g(val_a)).mean()),
         "val_d_source": float(d(val_a).mean()),
     }
+    if val_pairs is not None:
+        src, tgt = val_pairs.chunk(2, dim=1)
+        figures["val_paired"] = float((g(src) - tgt).abs().mean())
+    return figures
 
 
 # -- setup ----------------------------------------------------------------------------------
@@ -159,19 +153,16 @@ def _model_path(opts: FinetuneOptions) -> tuple[Path, bool]:
 
 def _init(spec: str) -> Checkpoint | None:
     """Starting weights: none, a genre's translator, or a translator checkpoint file."""
-    from .models import load_translator
+    from .models import translator_checkpoint
 
-    if spec == "scratch":
-        return None
-    is_file = spec.endswith(".pt") or "/" in spec or "\\" in spec or Path(spec).is_file()
-    return (load_translator(None, spec) if is_file else load_translator(spec)).checkpoint
+    return None if spec == "scratch" else translator_checkpoint(spec)
 
 
 def _settings(opts: FinetuneOptions, resumed: Checkpoint | None, init: Checkpoint | None, where: Path):
     """Model sizes: a resumed run's are fixed, --init fixes G's (window length may change)."""
     base = resumed or init
     locked = str(where) if resumed else (f"--init {opts.init}" if init else None)
-    cfg = base.config if base else TranslatorConfig()
+    cfg = base.config if base else new_translator(opts.paired)
     cfg = training.with_overrides(cfg, opts.overrides, locked, free=("window_frames",))
     critic = from_dict(CriticConfig, resumed.extra["training"]["critic"]) if resumed else CriticConfig()
     critic = training.with_overrides(critic, opts.overrides, str(where) if resumed else None)
@@ -202,12 +193,28 @@ def _data(opts: FinetuneOptions, env: training.Env, mel_cfg: MelConfig, frames: 
     return src, tgt, paired_crops(src, tgt, tc, env.rank, frame_s, say) if opts.paired else None
 
 
+def _frames(clips: list, rows: slice, silence_db: float) -> torch.Tensor:
+    """(1, rows, frames) of every non-silent frame of the clips' mels."""
+    return torch.cat([torch.from_numpy(np.asarray(c.data[rows], np.float32)[:, np.asarray(c.loudness) > silence_db])
+                      for c in clips], dim=1)[None]  # fmt: skip
+
+
+def _colour_from_data(src: Crops, tgt: Crops, pairs: Crops | None, silence_db: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The colour map a new G starts from: the best per-bin affine equaliser of the pairs,
+    or without pairs the per-bin offset between the folders' mean levels."""
+    if pairs is not None:
+        m = pairs.clips[0].data.shape[0] // 2
+        return paired_colour(_frames(pairs.clips, slice(0, m), silence_db),
+                             _frames(pairs.clips, slice(m, 2 * m), silence_db))  # fmt: skip
+    return mean_colour(_frames(src.clips, slice(None), silence_db), _frames(tgt.clips, slice(None), silence_db))
+
+
 def _write_samples(g: nn.Module, val_a: torch.Tensor, mel_cfg: MelConfig, folder: Path, step: int) -> None:
     """Before/after audio of a few held-out source crops (Griffin-Lim) and their spectrograms."""
     before = torch.cat(list(val_a[:4]), dim=-1)
     with torch.no_grad():
         after = g(before[None].to(next(g.parameters()).device))[0].cpu()
-    vocode = GriffinLim(mel_cfg)
+    vocode = GriffinLim(mel=mel_cfg)
     stem = folder / f"step_{step:07d}"
     for label, mel in (("before", before), ("after", after)):
         training_samples.write_wav(Path(f"{stem}_{label}.wav"), vocode(mel[None])[0], mel_cfg.sample_rate)
@@ -238,6 +245,12 @@ class _Run:
     vocoder: str | None
 
     @property
+    def unpaired_terms(self) -> bool:
+        """Whether any loss term needs unpaired source and target crops."""
+        w = self.opts.weights
+        return bool(w.adversarial or w.travel or w.siamese or w.identity or w.content) or self.pairs is None
+
+    @property
     def samplers(self) -> dict[str, torch.Generator]:
         return {"source": self.src.rng, "target": self.tgt.rng, **({"pairs": self.pairs.rng} if self.pairs else {})}
 
@@ -258,6 +271,8 @@ def _setup(opts: FinetuneOptions, env: training.Env) -> _Run:
     d = Discriminator(cfg, critic.disc_channels)
     if resumed or init:  # released weights may be fp16
         g.load_state_dict({k: v.float() for k, v in (resumed or init).state_dict.items()})
+    elif g.colour is not None:
+        g.colour.fit(*_colour_from_data(src, tgt, pairs, opts.train.silence_db))
     g, s, d = (training.wrap(m, env) for m in (g, s, d))  # on the device before optimizer state is loaded
     hp = opts.hparams
     opt_g = torch.optim.Adam([*g.parameters(), *s.parameters()], hp.lr, betas=(hp.beta1, hp.beta2))
@@ -293,11 +308,15 @@ def _save_last(r: _Run) -> None:
 def _evaluate(r: _Run, progress: training_progress.Progress) -> None:
     """Rank 0: validation figures, best.pt, and before/after samples."""
     g, d, val_a = training.unwrap(r.g), training.unwrap(r.d), r.src.val()
-    r.tally.val = evaluate(g, d, val_a.to(r.env.device), r.tgt.val().to(r.env.device))
+    val_pairs = r.pairs.val().to(r.env.device) if r.pairs else None
+    r.tally.val = evaluate(g, d, val_a.to(r.env.device), r.tgt.val().to(r.env.device), val_pairs)
     progress.record({"step": r.tally.step, **r.tally.val})
-    gap = r.tally.val["val_d_target"] - r.tally.val["val_d_translated"]  # how far translations are from passing
-    if gap < r.tally.best:
-        r.tally.best = gap
+    if r.pairs is not None:  # with pairs the figure that matters is the distance to the truth
+        score = r.tally.val["val_paired"]
+    else:  # how far translations are from passing D
+        score = r.tally.val["val_d_target"] - r.tally.val["val_d_translated"]
+    if score < r.tally.best:
+        r.tally.best = score
         training.save(_snapshot(r), r.run_dir / "best.pt", r.env)
     _write_samples(g, val_a, r.mel_cfg, training.writable_dir(r.run_dir / "samples", "samples folder"), r.tally.step)
 
@@ -309,7 +328,9 @@ def run(opts: FinetuneOptions) -> FinetuneResult:
         r = _setup(opts, env)
 
         def step() -> dict[str, float]:
-            a, b = r.src.batch(tc.batch_size).to(env.device), r.tgt.batch(tc.batch_size).to(env.device)
+            a = b = None
+            if r.unpaired_terms:
+                a, b = r.src.batch(tc.batch_size).to(env.device), r.tgt.batch(tc.batch_size).to(env.device)
             pairs = r.pairs.batch(tc.batch_size).to(env.device) if r.pairs else None
             return _train_step(r, a, b, pairs)
 

@@ -36,11 +36,6 @@ def _window(win_length: int) -> torch.Tensor:
     return torch.hann_window(win_length)
 
 
-def num_frames(num_samples: int, cfg: MelConfig) -> int:
-    """Frames the front-end makes from ``num_samples`` (MelGAN padding: one per hop)."""
-    return num_samples // cfg.hop_length
-
-
 def log_mel(audio: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
     """(..., L) float waveform at ``cfg.sample_rate`` -> (..., n_mels, L // hop) log10 mel.
 

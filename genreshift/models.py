@@ -1,8 +1,13 @@
-"""Which translator and vocoder a conversion uses: names, paths and the registry resolved."""
+"""Which translator and vocoder a conversion uses.
+
+``resolve`` turns ``--to``/``--model``/``--vocoder`` into one ``Source`` without fetching any
+weights: the genre, where the translator comes from (a file or a released model) and the
+vocoder it runs with. ``load_translator`` and ``load_vocoder`` then only fetch and load.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -10,20 +15,8 @@ from torch import nn
 
 from . import checkpoint, registry
 from .checkpoint import Checkpoint, CheckpointError
-from .config import MelConfig
+from .config import GriffinLimConfig, MelConfig
 from .vocoder import GriffinLim
-
-# Frames of mel context each vocoder needs on both sides of a chunk to match a
-# whole-file pass (its receptive field, rounded up; see tests/test_vocoder.py). The fast
-# vocoder's depends on its size: see vocoder_context.
-VOCODER_CONTEXT = {"melgan": 32, "fast": 16, "griffinlim": 8}
-# Windows per vocoder call on a CPU, whatever --batch-size says. MelGAN and Griffin-Lim work
-# at the sample rate; a batch of their activations outgrows the CPU caches. Measured on a
-# 2-core CPU (ms per window at 1 / 2 / 4 / 16 windows per call): MelGAN 330 / 280 / 860 /
-# 950, Griffin-Lim 65 / 65 / 100 / 95, fast 8.5 / 11 / 10 / 8.8 (flat; 8 saves ~65 MB over 16).
-# Fast v2 with its refinement (ms per window at 1 / 2 / 4 / 8): 83 / 93 / 96 / 94, flat too.
-# MelGAN also holds ~200 MB of activations per window.
-CPU_BATCH = {"melgan": 1, "griffinlim": 2, "fast": 8}
 
 
 class ModelError(Exception):
@@ -34,20 +27,20 @@ class UnknownGenreError(ModelError):
     """--to names no installed or released genre (a usage error)."""
 
 
-@dataclass
-class LoadedTranslator:
-    label: str  # genre or file, for messages and reports
-    genre: str
-    checkpoint: Checkpoint
-    registry_vocoder: str | None  # the vocoder its registry entry names
+@dataclass(frozen=True)
+class Source:
+    """A conversion's models, resolved once; no weights fetched yet."""
 
-
-@dataclass
-class LoadedVocoder:
-    name: str  # "fast", "melgan", "griffinlim" or a file
-    arch: str
-    module: nn.Module
-    context: int
+    genre: str  # names the output folder and the report
+    translator: str  # for messages and the report: a file, or "released model 'rock'"
+    translator_path: Path | None  # a local translator file (--model or a finetuned model) ...
+    translator_entry: registry.Entry | None  # ... or a released translator
+    vocoder: str  # "griffinlim", a released vocoder's name, or a checkpoint file
+    vocoder_entry: registry.Entry | None  # the released vocoder, if ``vocoder`` names one
+    note: str = ""  # one line when "auto" could not use the vocoder the translator names
+    # A local translator file is read while resolving (its genre and vocoder are inside it);
+    # kept, so loading does not read it again.
+    local_checkpoint: Checkpoint | None = field(default=None, repr=False, compare=False)
 
 
 def known_genres() -> dict[str, str]:
@@ -58,72 +51,87 @@ def known_genres() -> dict[str, str]:
     return genres
 
 
-def _looks_like_path(spec: str) -> bool:
-    return spec.endswith(".pt") or "/" in spec or "\\" in spec or Path(spec).is_file()
+def is_path(spec: str) -> bool:
+    """A model spec is a file only if it says so: a ``.pt`` ending or a folder separator.
+    (A file that happens to be called ``fast`` in the current folder is not the fast vocoder.)"""
+    return spec.endswith(".pt") or "/" in spec or "\\" in spec
 
 
-def check_genre(genre: str | None, model: str | None = None) -> str:
-    """The genre name a conversion will use, checked without fetching any weights."""
+def resolve(genre: str | None, model: str | None = None, vocoder: str = "auto") -> Source:
+    """The models ``--to genre``, ``--model PATH`` and ``--vocoder`` name, checked without
+    fetching weights. With ``--model`` the genre is the checkpoint's own; ``--to`` may only
+    repeat it (or name a checkpoint that records none)."""
+    entries = registry.registry_entries()
     if model:
-        return genre or Path(model).stem
+        ckpt = load_checkpoint(Path(model), "translator")
+        if genre and ckpt.genres and genre not in ckpt.genres:
+            raise UnknownGenreError(
+                f"--to {genre}: {model} is a translator to {', '.join(ckpt.genres)}; leave out --to to use its genre"
+            )
+        name = ckpt.genres[0] if ckpt.genres else genre or Path(model).stem
+        return _with_vocoder(name, str(model), Path(model), None, ckpt, ckpt.vocoder, vocoder, entries)
     if not genre:
         raise UnknownGenreError("say which genre to convert to with --to GENRE (see `genreshift genres`)")
-    genres = known_genres()
-    if genre not in genres:
-        raise UnknownGenreError(f"unknown genre '{genre}'; valid genres: {', '.join(sorted(genres)) or 'none installed'}")
-    return genre
-
-
-def load_translator(genre: str | None, model: str | None = None) -> LoadedTranslator:
-    """The translator for ``--to genre`` or ``--model PATH`` (PATH wins; its genre is the default)."""
-    if model:
-        ckpt = _load_kind(Path(model), "translator")
-        name = genre or (ckpt.genres[0] if ckpt.genres else Path(model).stem)
-        return LoadedTranslator(str(model), name, ckpt, None)
-    genre = check_genre(genre)
     local = {m.name: m.path for m in registry.local_models()}
     if genre in local:
-        return LoadedTranslator(genre, genre, _load_kind(local[genre], "translator"), None)
-    entry = next(e for e in registry.registry_entries() if e.kind == "translator" and e.genre == genre)
-    return LoadedTranslator(genre, genre, _load_kind(registry.fetch(entry), "translator"), entry.vocoder)
+        ckpt = load_checkpoint(local[genre], "translator")
+        return _with_vocoder(genre, str(local[genre]), local[genre], None, ckpt, ckpt.vocoder, vocoder, entries)
+    entry = next((e for e in entries if e.kind == "translator" and e.genre == genre), None)
+    if entry is None:
+        valid = sorted({*local, *(e.genre for e in entries if e.kind == "translator" and e.genre)})
+        raise UnknownGenreError(f"unknown genre '{genre}'; valid genres: {', '.join(valid) or 'none installed'}")
+    return _with_vocoder(genre, f"released model '{entry.model}'", None, entry, None, entry.vocoder, vocoder, entries)
 
 
-def load_vocoder(spec: str, translator: LoadedTranslator, device: torch.device) -> LoadedVocoder:
-    """``spec`` is auto, griffinlim, a registry vocoder name, or a checkpoint path."""
-    mel = translator.checkpoint.mel
+def _with_vocoder(genre, label, path, entry, ckpt, named: str | None, spec: str, entries) -> Source:
+    """The Source, with ``spec`` (auto, griffinlim, a released name or a file) resolved."""
+    note = ""
     if spec == "auto":
-        spec = translator.checkpoint.vocoder or translator.registry_vocoder or "griffinlim"
-        if spec != "griffinlim" and not _looks_like_path(spec) and registry.find_entry(spec) is None:
-            spec = "griffinlim"  # the named vocoder was never released: no trained one available
-    if spec == "griffinlim":
-        return LoadedVocoder("griffinlim", "griffinlim", GriffinLim(mel).to(device), VOCODER_CONTEXT["griffinlim"])
-    if _looks_like_path(spec):
-        ckpt = _load_kind(Path(spec), "vocoder")
-    else:
-        entry = registry.find_entry(spec)
-        if entry is None or entry.kind != "vocoder":
-            names = [e.model for e in registry.registry_entries() if e.kind == "vocoder"]
+        spec = named or "griffinlim"
+        if spec != "griffinlim" and not is_path(spec) and not any(e.model == spec for e in entries):
+            note = f"vocoder '{spec}' (named by the {genre} translator) is not released; using griffinlim"
+            spec = "griffinlim"
+    vocoder_entry = None
+    if spec != "griffinlim" and not is_path(spec):
+        vocoder_entry = next((e for e in entries if e.model == spec and e.kind == "vocoder"), None)
+        if vocoder_entry is None and spec == "melgan":
+            raise ModelError(
+                "no MelGAN vocoder is released; pass a MelGAN generator file instead: --vocoder PATH.pt "
+                "(a melgan-neurips state_dict or a `train-vocoder --arch melgan` export)"
+            )
+        if vocoder_entry is None:
+            names = [e.model for e in entries if e.kind == "vocoder"]
             raise ModelError(
                 f"unknown vocoder '{spec}'; use auto, griffinlim, a .pt file, or one of: {', '.join(names) or 'none'}"
             )
-        ckpt = _load_kind(registry.fetch(entry), "vocoder")
-    check_mel_match(mel, ckpt.mel, spec)
-    return LoadedVocoder(spec, ckpt.arch, ckpt.build(device), vocoder_context(ckpt.arch, ckpt.config))
+    return Source(genre, label, path, entry, spec, vocoder_entry, note, ckpt)
 
 
-def vocoder_context(arch: str, cfg: object) -> int:
-    """Mel frames of context a vocoder needs on each side of a chunk.
+def load_translator(source: Source) -> Checkpoint:
+    """The translator checkpoint of ``source``, fetched if it is a released one."""
+    if source.local_checkpoint is not None:
+        return source.local_checkpoint
+    if source.translator_path is not None:
+        return load_checkpoint(source.translator_path, "translator")
+    return load_checkpoint(registry.fetch(source.translator_entry), "translator")
 
-    The fast vocoder sees 3 frames (embedding) plus kernel_size // 2 per block, and the
-    iSTFT overlaps 2 more. Its Griffin-Lim refinement spreads further, but that influence
-    fades fast: 8 more frames keep chunked output within 40 dB of a whole-file pass
-    (tests/test_vocoder.py).
-    """
-    if arch != "fast":
-        return VOCODER_CONTEXT[arch]
-    net = 3 + cfg.n_blocks * (cfg.kernel_size // 2) + 2  # type: ignore[attr-defined]
-    refine = 8 if cfg.refine_iters or cfg.mel_iters else 0  # type: ignore[attr-defined]
-    return max(VOCODER_CONTEXT["fast"], net + refine)
+
+def translator_checkpoint(spec: str) -> Checkpoint:
+    """A genre's translator or a translator file (``is_path``), for starting a finetune."""
+    return load_translator(resolve(None, spec, "griffinlim") if is_path(spec) else resolve(spec, None, "griffinlim"))
+
+
+def load_vocoder(source: Source, mel: MelConfig, device: torch.device) -> nn.Module:
+    """The vocoder of ``source`` on ``device``, in eval mode; its mel settings must be the
+    translator's ``mel``. It carries its ``context_frames`` and ``cpu_batch`` (vocoder.VOCODERS)."""
+    if source.vocoder == "griffinlim":
+        return GriffinLim(GriffinLimConfig(), mel).to(device)
+    if source.vocoder_entry is not None:
+        ckpt = load_checkpoint(registry.fetch(source.vocoder_entry), "vocoder")
+    else:
+        ckpt = load_checkpoint(Path(source.vocoder), "vocoder")
+    check_mel_match(mel, ckpt.mel, source.vocoder)
+    return ckpt.build(device)
 
 
 def check_mel_match(translator_mel: MelConfig, vocoder_mel: MelConfig, vocoder: str) -> None:
@@ -134,7 +142,8 @@ def check_mel_match(translator_mel: MelConfig, vocoder_mel: MelConfig, vocoder: 
         )
 
 
-def _load_kind(path: Path, kind: str) -> Checkpoint:
+def load_checkpoint(path: Path, kind: str) -> Checkpoint:
+    """A checkpoint of ``kind`` ("translator" or "vocoder"); ModelError names the file and why."""
     try:
         ckpt = checkpoint.load(path)
     except CheckpointError as exc:
@@ -142,3 +151,4 @@ def _load_kind(path: Path, kind: str) -> Checkpoint:
     if ckpt.kind != kind:
         raise ModelError(f"{path}: is a {ckpt.kind} checkpoint, but a {kind} is needed here")
     return ckpt
+

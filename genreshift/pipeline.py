@@ -1,10 +1,11 @@
 """Convert tracks: load -> resample -> mel -> split -> translate -> stitch -> split -> vocode
 -> stitch -> resample -> write, with windows of many tracks batched together.
 
-``Converter`` is the Python API behind ``genreshift convert``::
+``Converter`` is the Python API behind ``genreshift convert`` (see docs/api.md)::
 
-    from genreshift.pipeline import Converter, ConvertOptions
+    from genreshift import Converter, ConvertOptions
     results = Converter(ConvertOptions(genre="rock")).convert([Path("my-album")])
+    out = Converter(ConvertOptions(genre="rock")).convert_audio(wave, 44100)  # in memory
 """
 
 from __future__ import annotations
@@ -15,21 +16,26 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+import numpy as np
 import torch
+from torch import nn
 
-from . import audio, chunking, distrib
+from . import audio, chunking, distrib, models
 from .audio import AudioError, AudioInfo, Track
-from .batching import BatchQueue, Job
-from .config import ChunkConfig
+from .batching import BatchQueue, Job, in_parts
+from .config import ChunkConfig, MelConfig
 from .device import resolve_device
-from .models import CPU_BATCH, check_genre, load_translator, load_vocoder
 from .shards import take_share
-from .streaming import Segment, SegmentPlanner, TrackReader, TrackWriter
+from .streaming import ArrayAudio, ArraySink, FileSink, Segment, SegmentPlanner, TrackReader, TrackWriter
 
-VOCODER_CHUNK_FRAMES = 256
 VOCODER_OVERLAP_FRAMES = 4
+
+
+def vocoder_windows(vocoder: nn.Module) -> ChunkConfig:
+    """The windows a vocoder runs on: the length and the context its class asks for."""
+    return ChunkConfig(vocoder.window_frames, VOCODER_OVERLAP_FRAMES, vocoder.context_frames)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,8 @@ class PlannedTrack:
     subtype: str | None
     out_rate: int
     result: TrackResult
+    open_audio: Callable[[], Any] | None = None  # a clip in memory (default: open the file)
+    sink: ArraySink | None = None  # where a clip in memory goes (default: the output file)
 
 
 @dataclass
@@ -101,11 +109,6 @@ class _Work:
             self.reader = self.planner = self.writer = None
 
 
-def _in_parts(model: Callable[[torch.Tensor], torch.Tensor], size: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``model`` run on at most ``size`` windows at a time (see models.CPU_BATCH)."""
-    return lambda batch: torch.cat([model(part) for part in batch.split(size)])
-
-
 def _duration(planned: "PlannedTrack | TrackResult") -> float:
     return planned.duration if isinstance(planned, TrackResult) else planned.result.duration
 
@@ -113,31 +116,74 @@ def _duration(planned: "PlannedTrack | TrackResult") -> float:
 ProgressFn = Callable[[float, "TrackResult | None"], None]
 
 
+@dataclass(frozen=True)
+class _Models:
+    translator: nn.Module
+    vocoder: nn.Module
+    mel: MelConfig
+
+
 class Converter:
-    """Loads the models once, then converts any number of paths."""
+    """Resolves its models at once, loads them on first use, then converts any number of
+    paths (``convert``) or clips in memory (``convert_audio``).
+
+    ``progress(seconds, result)`` is told of audio seconds vocoded and of each finished
+    track (``result``; None otherwise). Raises ``models.ModelError`` (``UnknownGenreError``
+    for a usage error), ``device.DeviceError`` or ``registry.WeightsError`` when the options
+    cannot work.
+    """
 
     def __init__(self, options: ConvertOptions, progress: ProgressFn | None = None):
         self.options = options
-        self.progress = progress or (lambda seconds, result: None)
+        self._progress = progress or (lambda seconds, result: None)
         self.device = distrib.local_device(resolve_device(options.device))  # under torchrun: this rank's GPU
-        # Check the genre now, but fetch weights only when there is something to convert.
-        self.genre = check_genre(options.genre, options.model)
+        # Resolve the models now, but fetch weights only when there is something to convert.
+        self._source = models.resolve(options.genre, options.model, options.vocoder)
         self.chunk = ChunkConfig(options.chunk_frames, options.overlap)
         self.output_root = options.output or Path("converted") / self.genre
-        self._translator = None
-        self._vocoder = None
-
-    def load_models(self) -> None:
-        if self._translator is None:
-            info = load_translator(self.options.genre, self.options.model)
-            self.mel_cfg = info.checkpoint.mel
-            self._vocoder = load_vocoder(self.options.vocoder, info, self.device)
-            self._translator = info.checkpoint.build(self.device)
+        self._models: _Models | None = None
+        self._loading = threading.Lock()
 
     @property
-    def vocoder_name(self) -> str:
-        self.load_models()
-        return self._vocoder.name
+    def source(self) -> models.Source:
+        """Where the models come from: genre, translator, vocoder, and a fallback note."""
+        return self._source
+
+    @property
+    def genre(self) -> str:
+        return self._source.genre
+
+    @property
+    def translator(self) -> nn.Module:
+        """The translator, (B, n_mels, T) -> (B, n_mels, T) log-mel; loaded on first use."""
+        return self._loaded().translator
+
+    @property
+    def vocoder(self) -> nn.Module:
+        """The vocoder, (B, n_mels, T) -> (B, T * hop); loaded on first use."""
+        return self._loaded().vocoder
+
+    @property
+    def mel_config(self) -> MelConfig:
+        """The models' log-mel settings; loads them on first use."""
+        return self._loaded().mel
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate the models work at (outputs keep their input's rate)."""
+        return self.mel_config.sample_rate
+
+    def load_models(self) -> None:
+        """Fetch and load the models now (otherwise the first conversion does)."""
+        self._loaded()
+
+    def _loaded(self) -> _Models:
+        with self._loading:
+            if self._models is None:
+                ckpt = models.load_translator(self._source)
+                vocoder = models.load_vocoder(self._source, ckpt.mel, self.device)
+                self._models = _Models(ckpt.build(self.device), vocoder, ckpt.mel)
+            return self._models
 
     # -- planning -------------------------------------------------------------------------
 
@@ -186,18 +232,35 @@ class Converter:
     def convert(self, paths: list[Path]) -> list[TrackResult]:
         todo, results, problems = self.plan(paths)
         for result in results:
-            self.progress(0.0, result)
+            self._progress(0.0, result)
         if todo:
-            self.load_models()
             results += self.convert_planned(todo)
         return results
 
+    def convert_audio(self, wave: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray | torch.Tensor:
+        """One clip in memory, (samples,) or (channels, samples), NumPy or torch -> the same
+        shape and type at the same rate: what ``convert`` would write for it as a float file.
+        Raises AudioError (empty, NaN or infinite samples)."""
+        data = audio.frames_of(wave)
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive int, got {sample_rate!r}")
+        name = Path("<audio>")
+        info = AudioInfo(sample_rate, data.shape[1], data.shape[0], "RAW", "FLOAT")
+        sink = ArraySink()
+        planned = PlannedTrack(Track(name, name), info, name, "RAW", "FLOAT", sample_rate,
+                               TrackResult(name, None, info.duration), lambda: ArrayAudio(data), sink)  # fmt: skip
+        [result] = self.convert_planned([planned])
+        if result.status != "converted":
+            raise AudioError(result.message)
+        return audio.shaped_like(sink.data, wave)
+
     def convert_planned(self, todo: list[PlannedTrack]) -> list[TrackResult]:
         """Convert planned tracks segment by segment; returns one result per track, in order."""
-        translate_q = BatchQueue(self._translator, self.options.batch_size, self.device)
-        vocoder = self._vocoder.module
-        if self.device.type == "cpu" and self.options.batch_size > CPU_BATCH[self._vocoder.arch]:
-            vocoder = _in_parts(vocoder, CPU_BATCH[self._vocoder.arch])
+        loaded = self._loaded()
+        translate_q = BatchQueue(loaded.translator, self.options.batch_size, self.device)
+        vocoder = loaded.vocoder
+        if self.device.type == "cpu" and self.options.batch_size > vocoder.cpu_batch:
+            vocoder = in_parts(vocoder, vocoder.cpu_batch)
         vocode_q = BatchQueue(vocoder, self.options.batch_size, self.device, self._vocoded)
         works = [_Work(p, time.perf_counter()) for p in todo]
         workers = self.options.decode_workers or (1 if self.device.type == "cpu" else 2)
@@ -237,14 +300,15 @@ class Converter:
             if work.finished:
                 raise AudioError(work.planned.result.message)
             if work.planner is None:
-                planned, cfg = work.planned, self.mel_cfg
+                planned, cfg = work.planned, self.mel_config
                 work.started = time.perf_counter()
-                work.reader = TrackReader(planned.track.path, planned.info, cfg, mono=not self.options.stereo)
-                vocode = ChunkConfig(VOCODER_CHUNK_FRAMES, VOCODER_OVERLAP_FRAMES, self._vocoder.context)
+                work.reader = TrackReader(planned.track.path, planned.info, cfg, not self.options.stereo, planned.open_audio)
+                vocode = vocoder_windows(self.vocoder)
                 frames = self.options.segment_seconds * cfg.sample_rate / cfg.hop_length
                 work.planner = SegmentPlanner(work.reader, self.chunk, vocode, round(frames / (vocode.size - vocode.overlap)))
-                work.writer = TrackWriter(planned.output, planned.info, planned.out_rate, planned.container,
-                                          planned.subtype, self.mel_cfg, work.reader.length)  # fmt: skip
+                sink = planned.sink or FileSink(planned.output, planned.out_rate, planned.info.channels,
+                                                planned.container, planned.subtype)  # fmt: skip
+                work.writer = TrackWriter(planned.output, planned.info, planned.out_rate, cfg, work.reader.length, sink)
             seg = work.planner.next_segment()
             seg.payload = work
             return seg
@@ -255,7 +319,7 @@ class Converter:
         for job in vocode_q.run(flush=flush):
             seg: Segment = job.payload
             out = job.result().unflatten(0, (len(seg.vocode.windows), seg.mel.shape[0]))
-            summed, weights = chunking.accumulate(out, seg.vocode, scale=self.mel_cfg.hop_length)
+            summed, weights = chunking.accumulate(out, seg.vocode, scale=self.mel_config.hop_length)
             write.submit(self._write, seg, summed.cpu(), weights.cpu())
 
     def _split_for_translator(self, seg: Segment) -> torch.Tensor:
@@ -269,7 +333,7 @@ class Converter:
 
     def _vocoded(self, job: Job, n: int) -> None:
         """Progress: each vocoded window is a known share of its segment's duration."""
-        self.progress(job.payload.seconds * n / len(job.windows), None)
+        self._progress(job.payload.seconds * n / len(job.windows), None)
 
     def _write(self, seg: Segment, summed: torch.Tensor, weights: torch.Tensor) -> None:
         """Writer thread: append a segment to its track's output; finish the track after its last."""
@@ -289,7 +353,7 @@ class Converter:
             result.seconds = time.perf_counter() - work.started
             work.finished = True
             work.release()
-            self.progress(0.0, result)
+            self._progress(0.0, result)
 
     def _abort(self, work: _Work, message: str) -> None:
         """Writer thread: drop a track's temp file and report it failed (once)."""
@@ -303,5 +367,15 @@ class Converter:
         result.status, result.message = "failed", message
         if started is not None:
             result.seconds = time.perf_counter() - started
-        self.progress(0.0, result)
+        self._progress(0.0, result)
         return result
+
+
+def convert_audio(wave: np.ndarray | torch.Tensor, sample_rate: int, genre: str | None = None, *,
+                  model: str | None = None, vocoder: str = "auto", device: str = "auto", stereo: bool = False,
+                  batch_size: int = 16) -> np.ndarray | torch.Tensor:  # fmt: skip
+    """Convert one clip in memory to ``genre``: (samples,) or (channels, samples), NumPy or
+    torch -> the same shape and type at the same rate. Loads the models on every call; for
+    many clips, keep a ``Converter`` and call its ``convert_audio``."""
+    options = ConvertOptions(genre=genre, model=model, vocoder=vocoder, device=device, stereo=stereo, batch_size=batch_size)
+    return Converter(options).convert_audio(wave, sample_rate)

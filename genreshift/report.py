@@ -16,6 +16,7 @@ import io
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import numpy as np
@@ -26,6 +27,9 @@ from . import __version__, audio
 from .config import MelConfig
 from .mel import log_mel, pad_for_mel
 from .atomic import replacing
+
+if TYPE_CHECKING:
+    from .pipeline import Converter
 
 EXCERPT_SECONDS = 10.0
 MAX_FILES = 50  # players and images for this many files; the page stays a few tens of MB
@@ -40,14 +44,14 @@ def matplotlib_available() -> bool:
     return True
 
 
-def settings_of(converter) -> dict[str, str]:
+def settings_of(converter: Converter) -> dict[str, str]:
     """What a reader of the page needs to reproduce it."""
     o = converter.options
     return {
         "genreshift": __version__,
         "genre": converter.genre,
-        "translator": o.model or f"registry model for '{converter.genre}'",
-        "vocoder": converter._vocoder.name if converter._vocoder is not None else o.vocoder,  # no load just for this
+        "translator": converter.source.translator,
+        "vocoder": converter.source.vocoder,
         "device": str(converter.device),
         "batch size": str(o.batch_size),
         "translator windows": f"{o.chunk_frames} frames, {o.overlap} shared",

@@ -16,6 +16,7 @@ import os
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import soundfile as sf
@@ -40,15 +41,18 @@ class TrackReader:
     for in increasing order; audio before the last slice asked for is let go.
     """
 
-    def __init__(self, path: Path, info: AudioInfo, cfg: MelConfig, mono: bool):
+    def __init__(self, path: Path, info: AudioInfo, cfg: MelConfig, mono: bool, open_audio: Callable[[], Any] | None = None):
+        """``open_audio`` gives something read like an ``sf.SoundFile`` (``ArrayAudio`` for a
+        clip in memory); by default ``path`` is opened with soundfile."""
         if info.frames <= 0:
             raise AudioError(f"{path}: contains no audio (0 samples)")
         self.path, self.info, self.cfg, self.mono = path, info, cfg, mono
+        self._open = open_audio or (lambda: sf.SoundFile(str(path)))
         self.length = resampled_length(info.frames, info.sample_rate, cfg.sample_rate)
         self.frames = max(cfg.n_fft, -(-self.length // cfg.hop_length) * cfg.hop_length) // cfg.hop_length
         self.channels = 1 if mono else info.channels
         self.peak = 0.0  # loudest model-rate sample decoded so far (silence check)
-        self._file: sf.SoundFile | None = None
+        self._file: Any = None
         self._decoded = 0  # input samples read
         self._resampler = StreamResampler(info.sample_rate, cfg.sample_rate)
         self._buf = torch.zeros(self.channels, 0)  # model-rate audio from sample ``_start``
@@ -66,13 +70,18 @@ class TrackReader:
         out = self._buf[..., : hi - lo]
         return F.pad(out, (0, hi - lo - out.shape[-1]))
 
+    @property
+    def buffered(self) -> int:
+        """Model-rate samples held in memory now (per channel)."""
+        return self._buf.shape[-1]
+
     def _read_block(self) -> None:
         want = min(int(BLOCK_SECONDS * self.info.sample_rate), self.info.frames - self._decoded)
         data = np.zeros((0, self.info.channels), np.float32)
         if want > 0:
             try:
                 if self._file is None:
-                    self._file = sf.SoundFile(str(self.path))
+                    self._file = self._open()
                 data = self._file.read(want, dtype="float32", always_2d=True)
             except Exception as exc:
                 raise AudioError(f"{self.path}: cannot decode audio ({short_reason(exc, last_line=True)})") from None
@@ -100,6 +109,22 @@ class TrackReader:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class ArrayAudio:
+    """(frames, channels) float32 samples in memory, read as ``TrackReader`` reads a file, so
+    a clip converted in memory takes the same code as a file."""
+
+    def __init__(self, data: np.ndarray):
+        self.data, self.at = data, 0
+
+    def read(self, frames: int, dtype: str = "float32", always_2d: bool = True) -> np.ndarray:
+        out = self.data[self.at : self.at + frames]
+        self.at += len(out)
+        return out
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -176,13 +201,12 @@ class SegmentPlanner:
 
 
 class TrackWriter:
-    """Writes a track's output as its segments arrive: adds the cross-fade sums carried over
-    a segment border, resamples to the output rate, and appends to a temp file beside the
-    output that is renamed when complete. Any failure or ``abort`` leaves neither."""
+    """Assembles a track's output as its segments arrive: adds the cross-fade sums carried
+    over a segment border, resamples to the output rate, and hands the samples to ``sink``
+    (a ``FileSink`` or an ``ArraySink``). Any failure or ``abort`` leaves no output."""
 
-    def __init__(self, path: Path, info: AudioInfo, rate: int, container: str, subtype: str | None, cfg: MelConfig, length: int):
-        self.path, self.info, self.rate = path, info, rate
-        self.container, self.subtype = container, subtype
+    def __init__(self, path: Path, info: AudioInfo, rate: int, cfg: MelConfig, length: int, sink: FileSink | ArraySink):
+        self.path, self.info, self.rate, self.sink = path, info, rate, sink
         self.hop = cfg.hop_length
         self.length = length  # model-rate samples to emit in all
         self.frames = max(1, round(info.frames * rate / info.sample_rate))  # output samples, exactly
@@ -190,9 +214,6 @@ class TrackWriter:
         self._carry: tuple[torch.Tensor, torch.Tensor] | None = None
         self._emitted = 0
         self._written = 0
-        self._tmp: str | None = None
-        self._file: sf.SoundFile | None = None
-        self.closed = False
 
     def add(self, segment: Segment, out: torch.Tensor, total: torch.Tensor) -> bool:
         """Add a segment's weighted sums (from ``chunking.accumulate``); True once complete."""
@@ -227,12 +248,7 @@ class TrackWriter:
             wave = wave.expand(self.info.channels, -1)
         data = wave.clamp(-1.0, 1.0).T.contiguous().numpy()
         try:
-            if self._file is None:
-                self._tmp = temp_beside(self.path)
-                self._file = sf.SoundFile(
-                    self._tmp, "w", self.rate, self.info.channels, subtype=self.subtype, format=self.container
-                )
-            self._file.write(data)
+            self.sink.write(data)
         except OSError as exc:
             raise AudioError(f"{self.path}: cannot write output ({exc.strerror or exc})") from None
         except Exception as exc:
@@ -243,15 +259,37 @@ class TrackWriter:
         if self._written < self.frames:  # the model-rate audio came out a sample or two short
             self._write(torch.zeros(1, self.frames - self._written))
         try:
-            self._file.close()
-            os.replace(self._tmp, self.path)
+            self.sink.commit()
         except Exception as exc:
             raise AudioError(f"{self.path}: cannot write output ({short_reason(exc, last_line=True)})") from None
-        self._file, self._tmp, self.closed = None, None, True
 
     def abort(self) -> None:
-        """Drop the temp file; later segments of this track are ignored."""
-        self.closed = True
+        """Drop what was written; later segments of this track are ignored."""
+        self.sink.abort()
+
+
+class FileSink:
+    """An output file, written to a temp file beside it and renamed when complete."""
+
+    def __init__(self, path: Path, rate: int, channels: int, container: str, subtype: str | None):
+        self.path, self.rate, self.channels = path, rate, channels
+        self.container, self.subtype = container, subtype
+        self._tmp: str | None = None
+        self._file: sf.SoundFile | None = None
+
+    def write(self, data: np.ndarray) -> None:
+        """Append (frames, channels) float32 samples."""
+        if self._file is None:
+            self._tmp = temp_beside(self.path)
+            self._file = sf.SoundFile(self._tmp, "w", self.rate, self.channels, subtype=self.subtype, format=self.container)
+        self._file.write(data)
+
+    def commit(self) -> None:
+        self._file.close()
+        os.replace(self._tmp, self.path)
+        self._file, self._tmp = None, None
+
+    def abort(self) -> None:
         if self._file is not None:
             try:
                 self._file.close()
@@ -261,3 +299,20 @@ class TrackWriter:
         if self._tmp is not None:
             Path(self._tmp).unlink(missing_ok=True)
             self._tmp = None
+
+
+class ArraySink:
+    """Output kept in memory: ``data`` is (frames, channels) float32 once committed."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.data: np.ndarray | None = None
+
+    def write(self, data: np.ndarray) -> None:
+        self.parts.append(data)
+
+    def commit(self) -> None:
+        self.data, self.parts = np.concatenate(self.parts), []
+
+    def abort(self) -> None:
+        self.parts = []

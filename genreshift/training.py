@@ -1,10 +1,10 @@
-"""What every training run needs around its loop: torchrun/DDP, the run folder, and
-checkpoints that resume exactly.
+"""What every training run shares: torchrun/DDP, the run folder, checkpoints that resume
+exactly, and the loop itself (``train_loop``: step, evaluate, save, Ctrl-C).
 
-The loops themselves live in ``finetune.py`` and ``vocoder_training.py`` (one readable loop
-each, nanoGPT style); the data side (mel cache, crops) lives in ``training_data.py``, the
-progress bar and log in ``training_progress.py``, the samples written at evaluations in
-``training_samples.py``.
+``finetune.py`` and ``vocoder_training.py`` each give that loop their own training step,
+evaluation and checkpoint (nanoGPT style: a step reads in one sitting). The data side (mel
+cache, crops) lives in ``training_data.py``, the progress bar and log in
+``training_progress.py``, the samples written at evaluations in ``training_samples.py``.
 """
 
 from __future__ import annotations
@@ -235,17 +235,21 @@ def check_finite(losses: dict[str, float], step: int) -> None:
 def train_loop(title: str, tc: Any, env: "Env", run_dir: Path, quiet: bool, tally: "Tally",
                step: Callable[[], dict[str, float]], evaluate: Callable[["Progress"], None],
                save_last: Callable[[], None]) -> None:  # fmt: skip
-    """The loop both trainers share: step until ``tc.steps``, evaluate on rank 0 every
-    ``tc.eval_every``, save every ``tc.save_every``, and save before leaving on Ctrl-C."""
+    """The loop both trainers share: step until ``tc.steps`` (or ``tc.max_minutes`` of wall
+    time in this session), evaluate on rank 0 every ``tc.eval_every``, save every
+    ``tc.save_every``, and save before leaving on Ctrl-C."""
     progress = Progress(title, tc.steps, tally.step, env, run_dir, quiet, tc.log_every)
+    out_of_time = deadline(tc.max_minutes, env)
+    evaluated = -1
     try:
-        while tally.step < tc.steps:
+        while tally.step < tc.steps and not out_of_time():
             tally.losses = step()
             tally.step += 1
             check_finite(tally.losses, tally.step)
             progress.step(tally.step, tally.losses)
             if env.is_main and (tally.step % tc.eval_every == 0 or tally.step == tc.steps):
                 evaluate(progress)
+                evaluated = tally.step
             if tally.step % tc.save_every == 0:
                 save_last()
     except KeyboardInterrupt:
@@ -253,6 +257,24 @@ def train_loop(title: str, tc: Any, env: "Env", run_dir: Path, quiet: bool, tall
         raise Interrupted(tally.step, run_dir / "last.pt") from None
     finally:
         progress.close()
-    if env.is_main and not tally.val:  # resumed at the last step: still report figures
+    if env.is_main and (not tally.val or evaluated != tally.step):  # stopped by the clock, or resumed at the end
         evaluate(progress)
     save_last()
+
+
+def deadline(minutes: float | None, env: Env) -> Callable[[], bool]:
+    """A check that says when ``minutes`` of wall time have passed since now. Under torchrun
+    rank 0's clock decides for all, so every rank stops after the same step."""
+    if minutes is None:
+        return lambda: False
+    end = time.monotonic() + 60 * minutes
+
+    def out_of_time() -> bool:
+        late = time.monotonic() >= end
+        if not env.distributed:
+            return late
+        flag = torch.tensor([float(late and env.is_main)], device=env.device)
+        dist.broadcast(flag, src=0)
+        return bool(flag.item())
+
+    return out_of_time

@@ -7,6 +7,10 @@ the content while D changes the style. Only G is needed at conversion time.
 
 Unlike MelGAN-VC's 2-D convolutions, these nets treat mel bins as channels and convolve
 over time only: they are several times cheaper per frame, which matters on a laptop CPU.
+Because such a net mixes every bin with every other, the v3 generator can restrict what it
+changes (``TranslatorConfig.colour``, ``gain_points``, ``residual_limit``): a per-bin affine
+"colour" map takes the global timbre at once, a gain that is smooth across bins can reshape
+the spectral envelope but cannot move a harmonic, and only a bounded residual may.
 """
 
 from __future__ import annotations
@@ -36,11 +40,45 @@ class ResBlock(nn.Module):
         return x + self.net(x)
 
 
+class Colour(nn.Module):
+    """A per-bin affine map of a log-mel, (B, n_mels, T) -> (B, n_mels, T): each bin is scaled
+    about ``MEL_CENTER`` and offset. It starts as the identity; ``fit`` sets it in closed form."""
+
+    def __init__(self, n_mels: int):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(n_mels, 1))
+        self.offset = nn.Parameter(torch.zeros(n_mels, 1))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return MEL_CENTER + self.scale * (mel - MEL_CENTER) + self.offset
+
+    @torch.no_grad()
+    def fit(self, scale: torch.Tensor, offset: torch.Tensor) -> None:
+        """Set (n_mels,) scale and offset, e.g. from statistics of the training data."""
+        self.scale.copy_(scale.reshape(-1, 1))
+        self.offset.copy_(offset.reshape(-1, 1))
+
+
+def interpolation(points: int, n_mels: int) -> torch.Tensor:
+    """(n_mels, points) weights that spread ``points`` evenly placed control values linearly
+    over the bins: a gain made of them is piecewise linear across frequency."""
+    pos = torch.linspace(0, points - 1, n_mels)
+    left = pos.floor().clamp(max=points - 2).long() if points > 1 else torch.zeros(n_mels, dtype=torch.long)
+    frac = pos - left
+    w = torch.zeros(n_mels, points)
+    w[torch.arange(n_mels), left] = 1 - frac
+    if points > 1:
+        w[torch.arange(n_mels), left + 1] += frac
+    return w
+
+
 class Generator(nn.Module):
     """G: (B, n_mels, T) log-mel -> (B, n_mels, T) log-mel of the target genre.
 
-    The output is the input plus a learned residual, so a fresh G starts near identity
-    and every length T works (convolutions only, "same" padding).
+    The output is the input (through ``Colour`` if configured) plus a learned change: a free
+    residual per bin (v1), optionally bounded by ``residual_limit``, plus with ``gain_points``
+    a gain that is smooth across bins. The output layers start at zero, so a fresh G is the
+    identity (or its colour map), and every length T works (convolutions, "same" padding).
     """
 
     def __init__(self, cfg: TranslatorConfig):
@@ -50,13 +88,28 @@ class Generator(nn.Module):
         self.blocks = nn.Sequential(
             *[ResBlock(cfg.channels, cfg.kernel_size, 2 ** (i % 4)) for i in range(cfg.n_blocks)]
         )
-        self.out = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv1d(cfg.channels, cfg.n_mels, 1))
-        nn.init.zeros_(self.out[1].weight)
-        nn.init.zeros_(self.out[1].bias)
+        self.out = self._head(cfg.channels, cfg.n_mels)
+        self.colour = Colour(cfg.n_mels) if cfg.colour else None
+        self.gain = self._head(cfg.channels, cfg.gain_points) if cfg.gain_points > 0 else None
+        if cfg.gain_points > 0:  # derived from the config, so not part of the weights file
+            self.register_buffer("spread", interpolation(cfg.gain_points, cfg.n_mels), persistent=False)
+
+    @staticmethod
+    def _head(channels: int, outputs: int) -> nn.Sequential:
+        head = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv1d(channels, outputs, 1))
+        nn.init.zeros_(head[1].weight)
+        nn.init.zeros_(head[1].bias)
+        return head
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        x = (mel - MEL_CENTER) / MEL_SCALE
-        return mel + MEL_SCALE * self.out(self.blocks(self.inp(x)))
+        h = self.blocks(self.inp((mel - MEL_CENTER) / MEL_SCALE))
+        change = MEL_SCALE * self.out(h)
+        if self.cfg.residual_limit > 0:
+            limit = self.cfg.residual_limit
+            change = limit * torch.tanh(change / limit)
+        if self.gain is not None:
+            change = change + MEL_SCALE * torch.einsum("mk,bkt->bmt", self.spread, self.gain(h))
+        return (self.colour(mel) if self.colour is not None else mel) + change
 
 
 class Discriminator(nn.Module):

@@ -27,12 +27,15 @@ from .config import (
 )
 from .discriminators import Discriminators, d_loss, feature_loss, g_loss, halves
 from .mel import log_mel
+from .phase_losses import consistency_loss, phase_losses
 from .training_data import Crops, crops_from
-from .vocoder import FastVocoder, MelGAN
+from .vocoder import VOCODERS
 
-ARCHS = {"fast": (FastVocoderConfig, FastVocoder), "melgan": (MelGANConfig, MelGAN)}
+ARCHS = {arch: (cls.config_class, cls) for arch, cls in VOCODERS.items() if cls.has_weights}
 # A new fast vocoder (not --init or --resume) gets the v2 settings unless told otherwise.
 NEW_FAST = {"magnitude_prior": True, "refine_iters": 8, "mel_iters": 4}
+# The phase losses' log names -> their VocoderLossWeights fields.
+PHASE_WEIGHTS = {"ip": "phase_ip", "gd": "phase_gd", "iaf": "phase_iaf", "consistency": "consistency"}
 STFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))  # (n_fft, hop, win)
 
 
@@ -98,6 +101,9 @@ def _check(opts: VocoderTrainOptions) -> None:
     other = given - set(cls.__dataclass_fields__) - {"disc", "disc_channels"}
     if other:
         raise training.TrainingError(f"{', '.join(sorted(other))} do(es) not apply to --arch {opts.arch}")
+    w = opts.weights
+    if opts.arch != "fast" and (w.phase_ip or w.phase_gd or w.phase_iaf or w.consistency):
+        raise training.TrainingError("the phase and consistency losses apply to --arch fast only")
     if opts.hparams.segment_frames * MelConfig().hop_length <= STFT_RESOLUTIONS[-1][0]:
         raise training.TrainingError("--segment-frames must be at least 9 (the STFT loss needs 2048+ samples)")
 
@@ -173,7 +179,7 @@ def _setup(opts: VocoderTrainOptions, env: training.Env) -> _Run:
     mel_cfg = (resumed or init).mel if (resumed or init) else MelConfig()
     crops = _crops(opts, env, mel_cfg, hp)
     torch.manual_seed(opts.train.seed)  # the same initial weights on every rank (DDP also broadcasts them)
-    g, d = ARCHS[opts.arch][1](cfg), Discriminators(hp.disc, hp.disc_channels)
+    g, d = ARCHS[opts.arch][1](cfg, mel_cfg), Discriminators(hp.disc, hp.disc_channels)
     if resumed or init:
         g.load_state_dict({k: v.float() for k, v in (resumed or init).state_dict.items()})
     g, d = training.wrap(g, env), training.wrap(d, env)  # on the device before optimizer state is loaded
@@ -224,14 +230,27 @@ def _save_last(r: _Run) -> None:
         r.tally.saved = r.tally.step
 
 
+def _fast_losses(r: _Run, wave: torch.Tensor, mel_in: torch.Tensor, losses: dict) -> torch.Tensor:
+    """The fast vocoder's output; its magnitude (and, when weighted, phase and consistency)
+    losses against the input's STFT on the vocoder's own frames go into ``losses``."""
+    w, net = r.opts.weights, training.unwrap(r.g)
+    y_hat, magnitude, phase = r.g(mel_in, with_spectrum=True)
+    target = net.analyze(wave)
+    losses["magnitude"] = magnitude_loss(magnitude, target.abs())
+    if w.phase_ip or w.phase_gd or w.phase_iaf:
+        losses.update(phase_losses(phase, target.angle()))
+    if w.consistency:  # in training the output is the plain iSTFT of the predicted spectrum
+        losses["consistency"] = consistency_loss(torch.polar(magnitude, phase), net.analyze(y_hat))
+    return y_hat
+
+
 def _train_step(r: _Run, wave: torch.Tensor) -> dict[str, float]:
     g, d, opt_g, opt_d, hp, w, mel_cfg = r.g, r.d, r.opt_g, r.opt_d, r.hp, r.opts.weights, r.mel_cfg
     gan = r.tally.step >= hp.gan_start
     mel_in = log_mel(wave, mel_cfg)
     losses: dict[str, torch.Tensor] = {}
     if r.opts.arch == "fast":
-        y_hat, magnitude = g(mel_in, with_magnitude=True)
-        losses["magnitude"] = magnitude_loss(magnitude, training.unwrap(g).analyze(wave).abs())
+        y_hat = _fast_losses(r, wave, mel_in, losses)
     else:
         y_hat = g(mel_in)
     if gan:  # D first, then G against the updated D (the HiFi-GAN order)
@@ -242,6 +261,7 @@ def _train_step(r: _Run, wave: torch.Tensor) -> dict[str, float]:
     losses["mel"] = F.l1_loss(log_mel(y_hat, mel_cfg), mel_in)
     losses["stft"] = stft_loss(y_hat, wave)
     total = w.mel * losses["mel"] + w.stft * losses["stft"] + w.magnitude * losses.get("magnitude", 0.0)
+    total = total + sum(getattr(w, field) * losses[k] for k, field in PHASE_WEIGHTS.items() if k in losses)
     if gan:
         with training.no_sync(d):  # D's gradients from this pass are thrown away, not all-reduced
             outs = d(torch.cat([wave, y_hat]))

@@ -30,7 +30,7 @@ def package(kind: str, model: str, source: Path, version: str, vocoder: str | No
     settings = {k: v for k, v in inference.items() if v is not None}
     if kind == "vocoder" and settings:
         if ckpt.arch != "fast":
-            raise SystemExit(f"{source}: --refine-iters/--mel-iters apply to fast vocoders only")
+            raise SystemExit(f"{source}: --refine-iters/--mel-iters/--window-frames apply to fast vocoders only")
         ckpt.config = replace(ckpt.config, **settings)  # inference settings, not weights
     if kind == "translator":
         ckpt.genres, ckpt.vocoder = [model], vocoder
@@ -61,11 +61,12 @@ def main() -> None:
     ap.add_argument("--version", default="v1")
     ap.add_argument("--refine-iters", type=int, help="fast vocoder: Griffin-Lim iterations at inference")
     ap.add_argument("--mel-iters", type=int, help="fast vocoder: then iterations that hold the input mel")
+    ap.add_argument("--window-frames", type=int, help="fast vocoder: mel frames per window in convert (default 256)")
     args = ap.parse_args()
     registry_file = WEIGHTS / "registry.json"
     rows = {r["model"]: r for r in json.loads(registry_file.read_text())["files"]}
     for name, path in pairs(args.vocoder):
-        inference = {"refine_iters": args.refine_iters, "mel_iters": args.mel_iters}
+        inference = {"refine_iters": args.refine_iters, "mel_iters": args.mel_iters, "window_frames": args.window_frames}
         rows[name] = package("vocoder", name, path, args.version, None, inference)
     for name, path in pairs(args.translator):
         rows[name] = package("translator", name, path, args.version, args.default_vocoder, {})

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from genreshift import checkpoint
 from genreshift.cli import app
 from genreshift.config import TranslatorConfig
-from genreshift.finetune import join_parts, margin_loss, split_parts, travel_loss
+from genreshift.finetune_losses import join_parts, margin_loss, split_parts, travel_loss
 from helpers import write_tone
 
 runner = CliRunner()

@@ -10,10 +10,9 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from genreshift import audio, chunking, mel as melmod, streaming
-from genreshift.config import ChunkConfig
-from genreshift.pipeline import VOCODER_CHUNK_FRAMES, VOCODER_OVERLAP_FRAMES, Converter, ConvertOptions
+from genreshift import ConvertOptions, Converter, audio, chunking, mel as melmod, streaming
 from genreshift.audio import StreamResampler
+from genreshift.pipeline import vocoder_windows
 from genreshift.streaming import TrackReader
 from helpers import write_tone
 
@@ -40,18 +39,18 @@ def test_stream_resampler_matches_whole_resampling(rates):
 
 
 def _whole_file(conv: Converter, path: Path) -> np.ndarray:
-    """The pre-streaming pipeline: every stage on the whole track at once."""
-    cfg = conv.mel_cfg
+    """The pre-streaming pipeline: every stage on the whole track at once, with the
+    converter's models and the public stage functions."""
+    cfg = conv.mel_config
     wave, rate = audio.load(path)
     wave = audio.resample(wave.mean(0, keepdim=True), rate, cfg.sample_rate)
     padded, length = melmod.pad_for_mel(wave, cfg)
     mel = melmod.log_mel(padded, cfg)
     with torch.inference_mode():
         plan = chunking.plan_windows(mel.shape[-1], conv.chunk)
-        mel = chunking.stitch(conv._translator(chunking.split(mel, plan).flatten(0, 1))[:, None], plan)
-        vcfg = ChunkConfig(VOCODER_CHUNK_FRAMES, VOCODER_OVERLAP_FRAMES, conv._vocoder.context)
-        plan = chunking.plan_windows(mel.shape[-1], vcfg)
-        out = chunking.stitch(conv._vocoder.module(chunking.split(mel, plan).flatten(0, 1))[:, None], plan, 256)
+        mel = chunking.stitch(conv.translator(chunking.split(mel, plan).flatten(0, 1))[:, None], plan)
+        plan = chunking.plan_windows(mel.shape[-1], vocoder_windows(conv.vocoder))
+        out = chunking.stitch(conv.vocoder(chunking.split(mel, plan).flatten(0, 1))[:, None], plan, cfg.hop_length)
     return audio.resample(out[..., :length], cfg.sample_rate, rate)[0].numpy()
 
 
@@ -81,7 +80,7 @@ def test_memory_follows_the_segment_not_the_track(served, tmp_path, monkeypatch)
 
     def spy(self, lo, hi):
         out = samples(self, lo, hi)
-        held.append(self._buf.shape[-1])
+        held.append(self.buffered)
         return out
 
     monkeypatch.setattr(TrackReader, "samples", spy)
@@ -106,17 +105,17 @@ def test_failure_midway_leaves_nothing(served, tmp_path, monkeypatch):
 
 def test_write_failure_midway_leaves_nothing(served, tmp_path, monkeypatch):
     song = write_tone(tmp_path / "x.wav", 12.0, 22050, 1)
-    write = streaming.TrackWriter._write
+    write = streaming.FileSink.write
     calls = []
 
-    def failing(self, wave):
+    def failing(self, data):
         calls.append(1)
         if len(calls) == 3:
-            raise audio.AudioError(f"{self.path}: cannot write output (disk full)")
-        write(self, wave)
+            raise OSError(28, "No space left on device")
+        write(self, data)
 
-    monkeypatch.setattr(streaming.TrackWriter, "_write", failing)
+    monkeypatch.setattr(streaming.FileSink, "write", failing)
     out = tmp_path / "o"
     [result] = Converter(ConvertOptions(genre="rock", output=out, segment_seconds=2.0)).convert([song])
-    assert result.status == "failed" and "disk full" in result.message
+    assert result.status == "failed" and result.message == f"{out / 'x.wav'}: cannot write output (No space left on device)"
     assert not out.exists() or not list(out.iterdir())

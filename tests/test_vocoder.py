@@ -4,10 +4,9 @@ import pytest
 import torch
 
 from genreshift.chunking import plan_windows, split, stitch
-from genreshift.config import ChunkConfig, FastVocoderConfig, MelConfig, MelGANConfig, from_dict
+from genreshift.config import ChunkConfig, FastVocoderConfig, GriffinLimConfig, MelConfig, MelGANConfig, from_dict
 from genreshift.mel import log_mel
-from genreshift.models import VOCODER_CONTEXT, vocoder_context
-from genreshift.vocoder import FastVocoder, GriffinLim, MelGAN
+from genreshift.vocoder import VOCODERS, WINDOW_FRAMES, FastVocoder, GriffinLim, MelGAN
 from helpers import TINY_FAST
 
 MEL = MelConfig()
@@ -44,17 +43,14 @@ def _chunked(model, mel: torch.Tensor, context: int) -> torch.Tensor:
         return stitch(model(split(mel, plan)), plan, scale=MEL.hop_length)
 
 
-@pytest.mark.parametrize(
-    "name,model",
-    [("melgan", _lively_melgan), ("fast", lambda: FastVocoder(FastVocoderConfig()))],
-)
-def test_chunked_matches_whole_file(name, model):
+@pytest.mark.parametrize("model", [_lively_melgan, lambda: FastVocoder(FastVocoderConfig())])
+def test_chunked_matches_whole_file(model):
     torch.manual_seed(0)
     net = model().eval()
     mel = log_mel(_music(3.0), MEL)
     with torch.inference_mode():
         whole = net(mel[None])[0]
-    assert _snr_db(whole, _chunked(net, mel, VOCODER_CONTEXT[name])) > 40
+    assert _snr_db(whole, _chunked(net, mel, net.context_frames)) > 40
 
 
 def test_too_little_context_is_detectable():
@@ -78,7 +74,7 @@ def test_melgan_state_dict_keys_match_melgan_neurips():
     assert sum(p.numel() for p in MelGAN(MelGANConfig()).parameters()) == 4_260_257 + 5793
 
 
-@pytest.mark.parametrize("net", [MelGAN(MelGANConfig(ngf=4, n_residual_layers=1)), FastVocoder(TINY_FAST), GriffinLim(MEL, n_iter=4)])
+@pytest.mark.parametrize("net", [MelGAN(MelGANConfig(ngf=4, n_residual_layers=1)), FastVocoder(TINY_FAST), GriffinLim(GriffinLimConfig(n_iter=4), MEL)])
 def test_every_vocoder_gives_hop_samples_per_frame(net):
     with torch.inference_mode():
         out = net(torch.randn(2, 80, 37) - 3)
@@ -89,7 +85,7 @@ def test_griffinlim_reconstructs_the_spectrum():
     audio = _music(2.0)
     mel = log_mel(audio, MEL)
     with torch.inference_mode():
-        back = GriffinLim(MEL, n_iter=32)(mel[None])[0]
+        back = GriffinLim(GriffinLimConfig(n_iter=32), MEL)(mel[None])[0]
     assert back.shape == audio[: mel.shape[-1] * 256].shape
     err = (log_mel(back, MEL) - mel).abs().mean()
     assert err < 0.25, err  # log10 units; a random signal is > 1 away
@@ -164,16 +160,32 @@ def test_refined_chunks_match_a_whole_file_pass():
     mel = log_mel(_music(3.0), MEL)
     with torch.inference_mode():
         whole = net(mel[None])[0]
-    context = vocoder_context("fast", V2)
+    context = net.context_frames
     assert _snr_db(whole, _chunked(net, mel, context)) > 40
     assert _snr_db(whole, _chunked(net, mel, 2)) < 40  # ... and too little context shows
 
 
 def test_context_grows_with_the_fast_vocoder():
-    assert vocoder_context("fast", FastVocoderConfig()) == 17
-    assert vocoder_context("fast", replace(FastVocoderConfig(), n_blocks=6)) == 23
-    assert vocoder_context("fast", replace(FastVocoderConfig(), n_blocks=6, refine_iters=1)) == 31
-    assert vocoder_context("melgan", MelGANConfig()) == VOCODER_CONTEXT["melgan"]
+    assert FastVocoder.context_for(FastVocoderConfig()) == 17
+    assert FastVocoder.context_for(replace(FastVocoderConfig(), n_blocks=6)) == 23
+    assert FastVocoder.context_for(replace(FastVocoderConfig(), n_blocks=6, refine_iters=1)) == 31
+    assert FastVocoder(FastVocoderConfig()).context_frames == 17
+
+
+@pytest.mark.parametrize("arch", sorted(VOCODERS))
+def test_one_table_builds_every_vocoder_the_same_way(arch):
+    """arch -> class; the class names its arch and config and carries its context, window
+    length and CPU batch."""
+    cls = VOCODERS[arch]
+    net = cls(cls.config_class(), MEL)
+    assert cls.arch == arch and isinstance(net.cfg, cls.config_class)
+    assert net.context_frames >= 8 and net.cpu_batch >= 1
+    assert net.window_frames == WINDOW_FRAMES  # longer windows only when a fast config asks
+
+
+def test_griffinlim_refuses_the_old_call():
+    with pytest.raises(TypeError, match="mel="):
+        GriffinLim(MEL)
 
 
 def test_a_v1_config_rebuilds_without_prior_or_refinement():
@@ -182,3 +194,67 @@ def test_a_v1_config_rebuilds_without_prior_or_refinement():
     cfg = from_dict(FastVocoderConfig, v1)
     assert (cfg.magnitude_prior, cfg.refine_iters, cfg.mel_iters) == (False, 0, 0)
     assert not hasattr(FastVocoder(cfg), "bands")
+
+
+@pytest.mark.parametrize("frames", [1, 2, 5, 80])
+def test_the_fast_overlap_add_gives_torch_istfts_output(frames):
+    """``_istft`` replaces torch.istft for speed; v1/v2 outputs must not change."""
+    net = FastVocoder(TINY_FAST)
+    spec = torch.randn(3, 513, frames, dtype=torch.cfloat, generator=torch.Generator().manual_seed(frames))
+    fast, reference = net._istft(spec), net._istft_torch(spec)
+    assert fast.shape == reference.shape == (3, frames * 256)
+    assert torch.allclose(fast, reference, atol=1e-6 * float(reference.abs().max()))
+
+
+# -- refinement-free (v3): the net alone carries the phase ------------------------------------
+
+V3 = replace(V2, refine_iters=0, mel_iters=0)
+
+
+def test_a_refinement_free_vocoder_is_the_plain_net_in_eval_mode():
+    torch.manual_seed(0)
+    net = FastVocoder(V3).eval()
+    mel = log_mel(_music(1.0), MEL)[None]
+    with torch.inference_mode():
+        magnitude, phase = net.spectrum(mel)
+        assert torch.equal(net(mel), net._istft(torch.polar(magnitude, phase)))
+    assert hasattr(net, "bands")  # the magnitude prior still needs the mel bands
+
+
+def test_refinement_free_context_is_the_nets_own_and_chunks_match_exactly():
+    six = replace(V3, n_blocks=6)
+    assert FastVocoder.context_for(six) == 23 < FastVocoder.context_for(replace(six, refine_iters=8, mel_iters=4)) == 31
+    torch.manual_seed(0)
+    net = FastVocoder(six).eval()
+    mel = log_mel(_music(3.0), MEL)
+    with torch.inference_mode():
+        whole = net(mel[None])[0]
+    assert _snr_db(whole, _chunked(net, mel, FastVocoder.context_for(six))) > 80  # no refinement: exact
+    assert _snr_db(whole, _chunked(net, mel, 4)) < 80  # ... and too little context shows
+
+
+def test_longer_vocoder_windows_are_opt_in_and_change_nothing_without_refinement(served, tmp_path):
+    """window_frames (v3) only moves where convert cuts; a refinement-free net gives the same audio."""
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from genreshift import ConvertOptions, Converter, checkpoint
+    from genreshift.cli import app
+    from genreshift.pipeline import vocoder_windows
+    from helpers import tiny_vocoder, write_tone
+
+    with pytest.raises(ValueError, match="window_frames"):
+        FastVocoderConfig(window_frames=8)
+    write_tone(tmp_path / "in" / "a.wav", 20.0)  # 1722 frames: several windows either way
+    outputs = []
+    for window in (256, 512):
+        ckpt = tiny_vocoder("fast")
+        ckpt.config = replace(ckpt.config, window_frames=window)
+        checkpoint.save(ckpt, tmp_path / f"v{window}.pt")
+        vocoder = Converter(ConvertOptions(genre="rock", vocoder=str(tmp_path / f"v{window}.pt"), device="cpu")).vocoder
+        assert vocoder.window_frames == vocoder_windows(vocoder).size == window
+        out = tmp_path / f"out{window}"
+        args = ["convert", str(tmp_path / "in"), "--to", "rock", "-o", str(out), "--vocoder", str(tmp_path / f"v{window}.pt")]
+        assert CliRunner().invoke(app, [*args, "-q"]).exit_code == 0
+        outputs.append(torch.from_numpy(sf.read(out / "a.wav", dtype="float32")[0]))
+    assert _snr_db(outputs[0], outputs[1]) > 60

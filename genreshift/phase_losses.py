@@ -1,0 +1,59 @@
+"""Losses that teach the fast vocoder's net the phase, so it needs no Griffin-Lim at inference.
+
+The three phase losses are APNet's (Ai & Ling, 2023; kept in APNet2): the predicted phase
+against the phase of the input's STFT on the vocoder's own frames, compared directly
+(instantaneous phase), as differences between neighbouring bins (group delay) and between
+neighbouring frames (instantaneous angular frequency). Every difference goes through the
+anti-wrapping function, because phases 2 pi apart are the same phase. The consistency loss
+asks that the predicted spectrum survive its own iSTFT and STFT unchanged: a spectrum that no
+signal has is what Griffin-Lim would otherwise have to repair.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+TWO_PI = 2 * math.pi
+# Frames at each end of a segment left out of the consistency loss: their overlap-add misses
+# the neighbours beyond the segment, so even a true spectrum does not come back unchanged.
+CONSISTENCY_EDGE = 4
+
+
+def anti_wrap(x: torch.Tensor) -> torch.Tensor:
+    """|x - 2 pi round(x / 2 pi)|: the distance of an angle from 0 modulo 2 pi, in [0, pi]."""
+    return (x - TWO_PI * torch.round(x / TWO_PI)).abs()
+
+
+def instantaneous_phase_loss(phase: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean anti-wrapped phase error, (B, F, T) each."""
+    return anti_wrap(phase - target).mean()
+
+
+def group_delay_loss(phase: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean anti-wrapped error of the phase difference between neighbouring bins (dim 1)."""
+    return anti_wrap(torch.diff(phase, dim=1) - torch.diff(target, dim=1)).mean()
+
+
+def angular_frequency_loss(phase: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean anti-wrapped error of the phase difference between neighbouring frames (dim 2)."""
+    return anti_wrap(torch.diff(phase, dim=2) - torch.diff(target, dim=2)).mean()
+
+
+def phase_losses(phase: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The three APNet phase losses, by their log names ``ip``, ``gd`` and ``iaf``."""
+    return {
+        "ip": instantaneous_phase_loss(phase, target),
+        "gd": group_delay_loss(phase, target),
+        "iaf": angular_frequency_loss(phase, target),
+    }
+
+
+def consistency_loss(spec: torch.Tensor, rebuilt: torch.Tensor, edge: int = CONSISTENCY_EDGE) -> torch.Tensor:
+    """APNet's STFT consistency loss: mean squared error of real and imaginary parts between a
+    predicted spectrum and the STFT of its own iSTFT, (B, F, T) complex each, the ``edge``
+    frames at both ends left out."""
+    inner = slice(edge, spec.shape[-1] - edge) if spec.shape[-1] > 2 * edge else slice(None)
+    diff = torch.view_as_real(rebuilt[..., inner] - spec[..., inner])
+    return diff.pow(2).sum(-1).mean()

@@ -1,0 +1,56 @@
+"""benchmarks/quality.py's ViSQOL hook (the metric itself needs the optional visqol-python)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "quality.py"
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("quality_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _clip(seconds: float, noise: float = 0.0, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * 22050)) / 22050
+    clean = 0.3 * torch.sin(2 * torch.pi * 220 * t) + 0.1 * torch.sin(2 * torch.pi * 660 * t)
+    return clean + noise * torch.randn(t.shape, generator=g)
+
+
+def test_no_visqol_column_without_the_package(quality, monkeypatch):
+    monkeypatch.setitem(sys.modules, "visqol", None)  # import visqol -> ImportError
+    assert quality.visqol_scorer(10.0) is None
+
+
+def test_the_vocoder_table_averages_what_the_scorer_says(quality):
+    calls = []
+
+    def scorer(ref, out):
+        calls.append(len(ref))
+        return 3.0 + len(calls)
+
+    class Identity(torch.nn.Module):  # mel -> silence of the right length
+        def forward(self, mel):
+            return torch.zeros(mel.shape[0], mel.shape[-1] * 256)
+
+    rows = quality.vocoder_table([_clip(0.5), _clip(0.3)], {"zero": Identity()}, scorer)
+    assert rows["zero"]["visqol"] == pytest.approx(4.5) and len(calls) == 2
+    assert "visqol" not in quality.vocoder_table([_clip(0.5)], {"zero": Identity()})["zero"]
+
+
+def test_visqol_ranks_a_clean_copy_above_a_noisy_one(quality):
+    pytest.importorskip("visqol")
+    score = quality.visqol_scorer(2.0)
+    ref = _clip(3.0, 0.005)
+    clean, noisy = score(ref, ref), score(ref, ref + 0.1 * torch.randn_like(ref))
+    assert 1 <= noisy < clean <= 5.0 + 1e-6

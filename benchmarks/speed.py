@@ -294,7 +294,7 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
         add("threads", f"convert, {n} torch thread(s) (fast)", threads=n)
     if tracks["long"]:  # generated only when the group is asked for
         add("long", f"1 x {args.long_minutes:g} min (fast)", inputs=tracks["long"])
-        add("long", f"1 x {args.mid_minutes:g} min (fast)", inputs=tracks["mid"])
+        add("long", f"1 x {args.mid_minutes:.3g} min (fast)", inputs=tracks["mid"])
         add("long", f"{len(tracks['short'])} x {args.short_seconds:g} s (fast)", inputs=tracks["short"])
     if not args.quick:
         add("stages", "import + load models (no audio)", op="idle")

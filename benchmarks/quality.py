@@ -1,41 +1,51 @@
 """Quality of the released models on held-out tracks: vocoders and genre translation.
 
     python benchmarks/quality.py --corpus /work/corpus [--seconds 30] [--json out.json]
+    python benchmarks/quality.py --corpus /work/corpus --content-only --translator rock=rock.pt
 
 Reads the corpus manifest written by scripts/build_corpus.py (train/val split), then prints:
 
 1. Vocoders: audio -> mel -> vocoder -> audio on every held-out track, against the original:
    multi-resolution STFT distance (spectral convergence + log-magnitude L1 at FFT sizes
-   512/1024/2048) and log-mel L1. Lower is better. With visqol-python installed
-   (`pip install 'genreshift[benchmarks]'`), also ViSQOL v3 in audio mode (MOS-LQO, higher
-   is better) on the first `--visqol-seconds` of each excerpt.
-2. Translation: a small genre classifier (logistic regression on the mean and spread of each
-   mel bin over 3 s windows) is trained on the training tracks, then scores the held-out
-   tracks of the *other* genres before and after `convert --to GENRE`: how often it says
-   GENRE. Content kept: correlation between input and output of the chroma (12 pitch
-   classes over time) and of the loudness envelope over time. The same figures for the
-   clips sent through mel and the vocoder alone (no translator) show what the vocoder
-   changes by itself.
+   512/1024/2048) and log-mel L1. Lower is better. With visqol-python installed (the
+   `benchmark` extra), also ViSQOL v3 in audio mode (MOS-LQO, higher is better) on the
+   first `--visqol-seconds` of each excerpt.
+2. Translation, on the held-out tracks of the *other* genres, for each genre's translator:
+   - content kept: a note transcriber (basic-pitch; benchmarks/content.py) hears input and
+     output; pitch-class correlation per 2 s window and note F1, plus the correlation of
+     the loudness envelope;
+   - style: a small genre classifier (logistic regression on the mean and spread of each
+     mel bin over 3 s windows), trained on the training tracks, says how often it hears
+     the target genre before and after `convert --to GENRE`.
+   The same figures for the clips sent through mel and the vocoder alone (no translator)
+   show what the vocoder changes by itself; "kept" is the converted content figure as a
+   share of that vocoder-only one.
+
+`--content-only` skips the vocoder table and the classifier; `--translator GENRE=PATH`
+judges a translator checkpoint instead of the released one for GENRE.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 
-from genreshift import ConvertOptions, Converter, models, registry
+from genreshift import ConvertOptions, Converter, models
 from genreshift.config import MelConfig
 from genreshift.mel import log_mel
 
+# benchmarks/, beside this script
+from content import Transcriber, TranscriberMissing, content_kept, pooled
+from genre_classifier import GenreClassifier, says_target, window_features
+from vocoder_table import print_vocoders
+
 MEL = MelConfig()
-WINDOW = 256  # classifier window in mel frames (~3 s)
+Clips = dict[str, torch.Tensor]  # clip name -> mono audio at MEL.sample_rate
 
 
 def load_manifest(corpus: Path) -> list[dict]:
@@ -52,109 +62,6 @@ def excerpt(path: Path, seconds: float) -> torch.Tensor:
     return torch.from_numpy(data.mean(1))
 
 
-# -- vocoder metrics -----------------------------------------------------------------------
-
-
-def stft_distance(ref: torch.Tensor, out: torch.Tensor) -> float:
-    total = 0.0
-    for n_fft in (512, 1024, 2048):
-        win = torch.hann_window(n_fft)
-        a = torch.stft(ref, n_fft, n_fft // 4, window=win, return_complex=True).abs()
-        b = torch.stft(out, n_fft, n_fft // 4, window=win, return_complex=True).abs()
-        sc = torch.linalg.norm(a - b) / torch.linalg.norm(a).clamp(min=1e-7)
-        mag = (torch.log(a.clamp(min=1e-5)) - torch.log(b.clamp(min=1e-5))).abs().mean()
-        total += float(sc + mag)
-    return total / 3
-
-
-def mel_l1(ref: torch.Tensor, out: torch.Tensor) -> float:
-    return float((log_mel(ref, MEL) - log_mel(out, MEL)).abs().mean())
-
-
-def visqol_scorer(seconds: float):
-    """ViSQOL v3, audio mode: ``score(reference, output)`` -> MOS-LQO (1 to 5, higher is
-    better) on the first ``seconds`` of each, or None when visqol-python is not installed
-    (``pip install 'genreshift[benchmarks]'``) or ``seconds`` is 0. Audio mode is built for
-    48 kHz, so both signals are resampled from the model rate: the reference is band-limited
-    to 11.025 kHz like every vocoder's output. The package is pure Python (with libsvm), about
-    2-3 s of CPU per second of audio without numba, hence the cut."""
-    try:
-        from visqol import VisqolApi
-    except ImportError:
-        return None
-    if seconds <= 0:
-        return None
-    import logging
-
-    import torchaudio
-
-    logging.getLogger("visqol").setLevel(logging.ERROR)  # one warning per clip otherwise
-    api = VisqolApi()
-    api.create(mode="audio")
-    n = int(seconds * MEL.sample_rate)
-
-    def score(ref: torch.Tensor, out: torch.Tensor) -> float:
-        ref, out = (torchaudio.functional.resample(x[:n].double(), MEL.sample_rate, 48000).numpy() for x in (ref, out))
-        return float(api.measure_from_arrays(ref, out, 48000).moslqo)
-
-    return score
-
-
-def vocoder_table(tracks: list[torch.Tensor], vocoders: dict[str, torch.nn.Module], visqol=None) -> dict[str, dict]:
-    rows = {}
-    for name, net in vocoders.items():
-        stft, mel, secs, audio_s, visq = [], [], 0.0, 0.0, []
-        for audio in tracks:
-            audio = audio[: (audio.shape[-1] // MEL.hop_length) * MEL.hop_length]
-            t = time.perf_counter()
-            with torch.inference_mode():
-                out = net(log_mel(audio, MEL)[None])[0]
-            secs += time.perf_counter() - t
-            audio_s += audio.shape[-1] / MEL.sample_rate
-            stft.append(stft_distance(audio, out))
-            mel.append(mel_l1(audio, out))
-            if visqol:
-                visq.append(visqol(audio, out))
-        rows[name] = {"stft": float(np.mean(stft)), "mel_l1": float(np.mean(mel)), "rtf": audio_s / secs}
-        if visq:
-            rows[name]["visqol"] = float(np.mean(visq))
-    return rows
-
-
-# -- genre classifier -----------------------------------------------------------------------
-
-
-def window_features(audio: torch.Tensor) -> torch.Tensor:
-    """(windows, 160): per-bin mean and standard deviation of log-mel over 3 s windows."""
-    mel = log_mel(audio, MEL)
-    n = mel.shape[-1] // WINDOW
-    w = mel[:, : n * WINDOW].reshape(MEL.n_mels, n, WINDOW).permute(1, 0, 2)
-    return torch.cat([w.mean(-1), w.std(-1)], dim=1)
-
-
-class GenreClassifier:
-    def __init__(self, genres: list[str]):
-        self.genres = genres
-
-    def fit(self, feats: torch.Tensor, labels: torch.Tensor, steps: int = 500) -> "GenreClassifier":
-        self.mu, self.sd = feats.mean(0), feats.std(0).clamp(min=1e-3)
-        x = (feats - self.mu) / self.sd
-        self.linear = torch.nn.Linear(x.shape[1], len(self.genres))
-        opt = torch.optim.Adam(self.linear.parameters(), lr=1e-2, weight_decay=1e-3)
-        # Balance the genres: the corpus has far more electronic than rock.
-        weight = 1.0 / torch.bincount(labels, minlength=len(self.genres)).float().clamp(min=1)
-        for _ in range(steps):
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(self.linear(x), labels, weight=weight / weight.sum())
-            loss.backward()
-            opt.step()
-        return self
-
-    def predict(self, feats: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.linear((feats - self.mu) / self.sd).argmax(1)
-
-
 def train_classifier(corpus: Path, rows: list[dict], genres: list[str], seconds: float) -> GenreClassifier:
     feats, labels = [], []
     for row in rows:
@@ -168,18 +75,6 @@ def train_classifier(corpus: Path, rows: list[dict], genres: list[str], seconds:
 # -- content kept ------------------------------------------------------------------------------
 
 
-def chroma(audio: torch.Tensor) -> torch.Tensor:
-    """(12, frames) energy per pitch class, from a 4096-point STFT (27 Hz to 5 kHz)."""
-    n_fft = 4096
-    spec = torch.stft(audio, n_fft, 1024, window=torch.hann_window(n_fft), return_complex=True).abs() ** 2
-    freqs = torch.fft.rfftfreq(n_fft, 1 / MEL.sample_rate)
-    keep = (freqs > 27.5) & (freqs < 5000)
-    pitch = torch.round(12 * torch.log2(freqs[keep] / 440.0)).long() % 12
-    out = torch.zeros(12, spec.shape[-1])
-    out.index_add_(0, pitch, spec[keep])
-    return out / out.sum(0, keepdim=True).clamp(min=1e-9)
-
-
 def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     a, b = a.flatten() - a.mean(), b.flatten() - b.mean()
     return float((a * b).sum() / (a.norm() * b.norm()).clamp(min=1e-9))
@@ -189,69 +84,156 @@ def envelope(audio: torch.Tensor) -> torch.Tensor:
     return log_mel(audio, MEL).mean(0)  # loudness over time, one value per frame
 
 
+class ContentJudge:
+    """The transcriber's figures (benchmarks/content.py) for clips against their inputs; each
+    input is transcribed once, however many outputs are compared with it."""
+
+    def __init__(self, transcriber: Transcriber):
+        self.transcriber = transcriber
+        self._inputs: dict[str, list] = {}
+
+    def notes(self, audio: torch.Tensor) -> list:
+        return self.transcriber.notes(audio.numpy(), MEL.sample_rate)
+
+    def scores(self, clips: Clips, outputs: Clips) -> dict[str, float | None]:
+        per_clip = []
+        for name, audio in clips.items():
+            if name not in self._inputs:
+                self._inputs[name] = self.notes(audio)
+            kept = content_kept(self._inputs[name], self.notes(outputs[name]), audio.shape[-1] / MEL.sample_rate)
+            per_clip.append(kept | {"envelope_corr": correlation(envelope(audio), envelope(outputs[name]))})
+        return {
+            "pc_corr": pooled(per_clip, "pc_corr"),
+            "note_f1": pooled(per_clip, "note_f1"),
+            "envelope_corr": float(np.mean([c["envelope_corr"] for c in per_clip])),
+        }
+
+
 # -- translation table -------------------------------------------------------------------------
 
 
-def convert_excerpts(genre: str, clips: dict[str, torch.Tensor], vocoder: str) -> dict[str, torch.Tensor]:
+def convert_excerpts(genre: str, model: str | None, clips: Clips, vocoder: str) -> Clips:
     """Run the real Converter on the clips, in memory; returns the outputs."""
-    conv = Converter(ConvertOptions(genre=genre, vocoder=vocoder, device="cpu"))
+    conv = Converter(ConvertOptions(genre=genre, model=model, vocoder=vocoder, device="cpu"))
     return {name: conv.convert_audio(audio, MEL.sample_rate) for name, audio in clips.items()}
 
 
-def resynthesize(genre: str, clips: dict[str, torch.Tensor], vocoder: str) -> dict[str, torch.Tensor]:
+def resynthesize(genre: str, model: str | None, clips: Clips, vocoder: str) -> Clips:
     """The same clips through mel and the same vocoder, *without* translation: the baseline
     that separates what the translator changes from what the vocoder changes."""
-    net = Converter(ConvertOptions(genre=genre, vocoder=vocoder, device="cpu")).vocoder
+    net = Converter(ConvertOptions(genre=genre, model=model, vocoder=vocoder, device="cpu")).vocoder
     with torch.inference_mode():
         return {k: net(log_mel(a, MEL)[None])[0] for k, a in clips.items()}
 
 
-def _scores(clf, target: int, clips: dict, outputs: dict) -> dict[str, float]:
-    says = torch.cat([clf.predict(window_features(outputs[k])) for k in clips])
-    return {
-        "says_target": float((says == target).float().mean()),
-        "chroma_corr": float(np.mean([correlation(chroma(clips[k]), chroma(outputs[k])) for k in clips])),
-        "envelope_corr": float(np.mean([correlation(envelope(clips[k]), envelope(outputs[k])) for k in clips])),
-    }
-
-
-def translation_table(corpus, rows, genres, clf, seconds, vocoder) -> dict[str, dict]:
+def translation_table(corpus, rows, translators, clf, seconds, vocoder, judge) -> dict[str, dict]:
+    """Per genre (translators: genre -> checkpoint path or None for the released one), the
+    held-out tracks of the other genres: as they are, vocoder only, and converted. Without a
+    classifier (``clf`` None) only the content figures."""
     val = [r for r in rows if r["split"] == "val"]
-    clips = {Path(r["path"]).stem: (r["genre"], excerpt(corpus / r["path"], seconds)) for r in val}
+    # Named by their corpus path: two packages may hold tracks of the same name.
+    clips = {r["path"].rsplit(".", 1)[0].replace("/", "__"): (r["genre"], excerpt(corpus / r["path"], seconds))
+             for r in val}  # fmt: skip
     out = {}
-    for genre in genres:
+    for genre, model in translators.items():
         others = {k: a for k, (g, a) in clips.items() if g != genre}
-        target = genres.index(genre)
-        before = torch.cat([clf.predict(window_features(a)) for a in others.values()])
-        out[genre] = {
-            "tracks": len(others),
-            "windows": len(before),
-            "before": float((before == target).float().mean()),
-            "vocoder_only": _scores(clf, target, others, resynthesize(genre, others, vocoder)),
-            "converted": _scores(clf, target, others, convert_excerpts(genre, others, vocoder)),
-        }
+        if not others:
+            raise SystemExit(f"--to {genre}: the corpus has no held-out track of another genre")
+        resynth = resynthesize(genre, model, others, vocoder)
+        converted = convert_excerpts(genre, model, others, vocoder)
+        row = {"tracks": len(others), "model": model or "released"}
+        row["vocoder_only"], row["converted"] = judge.scores(others, resynth), judge.scores(others, converted)
+        row["kept"] = _share(row["converted"]["pc_corr"], row["vocoder_only"]["pc_corr"])
+        if clf is not None:
+            target = clf.genres.index(genre)
+            row["windows"] = sum(len(window_features(a)) for a in others.values())
+            row["before"] = says_target(clf, target, list(others.values()))
+            row["vocoder_only"]["says_target"] = says_target(clf, target, list(resynth.values()))
+            row["converted"]["says_target"] = says_target(clf, target, list(converted.values()))
+        out[genre] = row
     return out
 
 
-def available_vocoders() -> dict[str, torch.nn.Module]:
-    """Every released vocoder and Griffin-Lim; for a fast vocoder with Griffin-Lim refinement,
-    also the two halves alone, to show what each contributes: the net without refinement,
-    and the same refinement on an untrained net (the magnitude prior and a random phase head)."""
-    from genreshift.vocoder import FastVocoder, GriffinLim
+def print_translation(trans: dict[str, dict], vocoder: str) -> None:
+    print(f"\nContent of held-out tracks of the other genres, input against output (vocoder: {vocoder})\n")
+    print("| --to | tracks | pitch-class corr.: vocoder only | converted | kept (converted / vocoder only) "
+          "| note F1: vocoder only | converted | envelope corr.: vocoder only | converted |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for g, r in trans.items():
+        v, c = r["vocoder_only"], r["converted"]
+        cells = [_fmt(v["pc_corr"]), _fmt(c["pc_corr"]), _fmt(r["kept"], percent=True), _fmt(v["note_f1"]),
+                 _fmt(c["note_f1"]), _fmt(v["envelope_corr"]), _fmt(c["envelope_corr"])]  # fmt: skip
+        print(f"| {g} | {r['tracks']} | " + " | ".join(cells) + " |")
+    styled = {g: r for g, r in trans.items() if "before" in r}
+    if styled:
+        print("\n| --to | tracks | 3 s windows | classifier says the target: input | vocoder only | converted "
+              "| converted / input |\n|---|---|---|---|---|---|---|")  # fmt: skip
+        for g, r in styled.items():
+            v, c = r["vocoder_only"], r["converted"]
+            cells = [_fmt(r["before"], True), _fmt(v["says_target"], True), _fmt(c["says_target"], True)]
+            print(f"| {g} | {r['tracks']} | {r['windows']} | " + " | ".join(cells)
+                  + f" | {_ratio(c['says_target'], r['before'])} |")  # fmt: skip
+    print()
+    for g, r in trans.items():
+        print(verdict(g, r))
 
-    nets: dict[str, torch.nn.Module] = {}
-    for entry in registry.registry_entries():
-        if entry.kind == "vocoder":
-            ckpt = models.load_checkpoint(registry.fetch(entry), "vocoder")
-            nets[entry.model] = ckpt.build()
-            cfg = ckpt.config
-            if ckpt.arch == "fast" and (cfg.refine_iters or cfg.mel_iters):
-                bare = replace(ckpt, config=replace(cfg, refine_iters=0, mel_iters=0))
-                nets[f"{entry.model}, net only (no refinement)"] = bare.build()
-                torch.manual_seed(0)
-                nets[f"{entry.model}, refinement only (untrained net)"] = FastVocoder(cfg, ckpt.mel).eval()
-    nets["griffinlim"] = GriffinLim(mel=MEL)
-    return nets
+
+def verdict(genre: str, row: dict) -> str:
+    """One line per genre against issue 11's targets: content kept >= 90% of the vocoder-only
+    figure; the classifier hears the target genre >= 2.5x as often as before."""
+    kept = row["kept"]
+    ok = kept is not None and kept >= 0.9
+    line = f"{genre}: keeps {_fmt(kept, True)} of the vocoder-only content (target >= 90%: {_met(ok)})"
+    if "before" in row:
+        after, before = row["converted"]["says_target"], row["before"]
+        line += (f"; the classifier says {genre} in {_fmt(after, True)} of windows, {_fmt(before, True)} before "
+                 f"({_ratio(after, before)}; target >= 2.5x: {_met(after > 0 and after >= 2.5 * before)})")  # fmt: skip
+    return line
+
+
+def _share(part: float | None, whole: float | None) -> float | None:
+    # A share of a figure that is not positive means nothing.
+    return part / whole if part is not None and whole is not None and whole > 0 else None
+
+
+def _fmt(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.0f}%" if percent else f"{value:.2f}"
+
+
+def _ratio(after: float, before: float) -> str:
+    return f"{after / before:.1f}x" if before > 0 else "n/a"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
+def parse_translators(specs: list[str], corpus_genres: list[str]) -> dict[str, str | None]:
+    """``GENRE=PATH`` options -> {genre: path}; none given: every released genre of the corpus."""
+    if not specs:
+        return {g: None for g in corpus_genres if g in models.known_genres()}
+    out: dict[str, str | None] = {}
+    for spec in specs:
+        genre, sep, path = spec.partition("=")
+        if not sep or genre not in corpus_genres or not Path(path).is_file():
+            raise SystemExit(f"--translator {spec}: expected GENRE=PATH with GENRE one of {', '.join(corpus_genres)} "
+                             "and PATH an existing translator checkpoint")  # fmt: skip
+        out[genre] = path
+    return out
+
+
+def classifier(corpus: Path, rows: list[dict], genres: list[str], args) -> tuple[GenreClassifier, dict]:
+    """The genre classifier, trained on the training tracks, and its accuracy on held-out ones."""
+    clf = train_classifier(corpus, [r for r in rows if r["split"] == "train"], genres, args.train_seconds)
+    acc = {}
+    for g in genres:
+        val = [excerpt(corpus / r["path"], args.seconds) for r in rows if r["split"] == "val" and r["genre"] == g]
+        acc[g] = says_target(clf, genres.index(g), val)
+    print("\nGenre classifier accuracy on held-out windows (unconverted): "
+          + ", ".join(f"{g} {100 * a:.0f}%" for g, a in acc.items()))  # fmt: skip
+    return clf, acc
 
 
 def main() -> None:
@@ -260,51 +242,32 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="excerpt per track (middle)")
     ap.add_argument("--train-seconds", type=float, default=120.0, help="per training track, for the classifier")
     ap.add_argument("--vocoder", default="auto", help="vocoder used for the translation table")
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("--translator", action="append", default=[], metavar="GENRE=PATH",
+                    help="judge this translator checkpoint for GENRE (repeatable); default: the released ones")
+    ap.add_argument("--content-only", action="store_true",
+                    help="only the content figures of the translation table (no vocoder table, no classifier)")
     ap.add_argument("--visqol-seconds", type=float, default=10.0, help="ViSQOL on this much of each excerpt; 0: off")
-    args = ap.parse_args()
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()  # fmt: skip
     torch.manual_seed(0)
     rows = load_manifest(args.corpus)
     genres = sorted({r["genre"] for r in rows})
-    val_audio = [excerpt(args.corpus / r["path"], args.seconds) for r in rows if r["split"] == "val"]
+    translators = parse_translators(args.translator, genres)
+    try:
+        judge = ContentJudge(Transcriber())
+    except TranscriberMissing as exc:
+        raise SystemExit(str(exc)) from None
 
-    visqol = visqol_scorer(args.visqol_seconds)
-    voc = vocoder_table(val_audio, available_vocoders(), visqol)
-    print(f"\nVocoders on {len(val_audio)} held-out excerpts of {args.seconds:.0f} s (lower is better, "
-          f"except ViSQOL: MOS-LQO, audio mode, first {args.visqol_seconds:g} s of each)\n")
-    if visqol is None:
-        print("(no ViSQOL column: pip install 'genreshift[benchmarks]' for visqol-python)\n")
-    print("| vocoder | MR-STFT distance | log-mel L1 | ViSQOL | speed (x real time) |\n|---|---|---|---|---|")
-    for name, r in voc.items():
-        vq = f"{r['visqol']:.3f}" if "visqol" in r else "-"
-        print(f"| {name} | {r['stft']:.3f} | {r['mel_l1']:.3f} | {vq} | {r['rtf']:.0f} |")
-    if "fast" in voc:
-        fast, gl = voc["fast"], voc["griffinlim"]
-        for key, label in (("stft", "MR-STFT distance"), ("mel_l1", "log-mel L1")):
-            change = 100 * (fast[key] / gl[key] - 1)
-            verdict = "fast beats griffinlim" if change < 0 else "griffinlim beats fast"
-            print(f"{label}: fast {fast[key]:.3f} vs griffinlim {gl[key]:.3f} ({change:+.0f}%): {verdict}")
-
-    train = [r for r in rows if r["split"] == "train"]
-    clf = train_classifier(args.corpus, train, genres, args.train_seconds)
-    val_feats = {g: torch.cat([window_features(a) for r, a in zip([r for r in rows if r["split"] == "val"], val_audio) if r["genre"] == g]) for g in genres}
-    acc = {g: float((clf.predict(f) == genres.index(g)).float().mean()) for g, f in val_feats.items()}
-    print("\nGenre classifier accuracy on held-out windows (unconverted): "
-          + ", ".join(f"{g} {100 * a:.0f}%" for g, a in acc.items()))  # fmt: skip
-
-    usable = [g for g in genres if g in models.known_genres()]
-    trans = translation_table(args.corpus, rows, usable, clf, args.seconds, args.vocoder)
-    print(f"\nTranslation of held-out tracks of the other genres (vocoder: {args.vocoder})\n")
-    print("| --to | tracks | windows | says target: input | vocoder only | converted "
-          "| chroma corr.: vocoder only | converted | envelope corr.: vocoder only | converted |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for g, r in trans.items():
-        v, c = r["vocoder_only"], r["converted"]
-        print(f"| {g} | {r['tracks']} | {r['windows']} | {100 * r['before']:.0f}% | {100 * v['says_target']:.0f}% "
-              f"| {100 * c['says_target']:.0f}% | {v['chroma_corr']:.2f} | {c['chroma_corr']:.2f} "
-              f"| {v['envelope_corr']:.2f} | {c['envelope_corr']:.2f} |")  # fmt: skip
+    report: dict = {}
+    clf = None
+    if not args.content_only:
+        val_audio = [excerpt(args.corpus / r["path"], args.seconds) for r in rows if r["split"] == "val"]
+        report["vocoders"] = print_vocoders(val_audio, args.seconds, args.visqol_seconds)
+        clf, report["classifier_acc"] = classifier(args.corpus, rows, genres, args)
+    report["translation"] = translation_table(args.corpus, rows, translators, clf, args.seconds, args.vocoder, judge)
+    print_translation(report["translation"], args.vocoder)
     if args.json:
-        args.json.write_text(json.dumps({"vocoders": voc, "classifier_acc": acc, "translation": trans}, indent=1))
+        args.json.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

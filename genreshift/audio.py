@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,7 +16,8 @@ import torch
 import torchaudio
 
 from .atomic import replacing
-from .errors import short_reason
+from .errors import short_reason, write_reason
+from .loudness import soft_limit
 
 
 class AudioError(Exception):
@@ -39,37 +42,72 @@ class Track:
 def find_tracks(paths: list[Path], exclude: Path | None = None) -> tuple[list[Track], list[str]]:
     """Audio files under ``paths`` (files or folders, recursive), sorted, hidden ones skipped.
 
-    Returns the tracks and one message for each path that gave nothing. ``exclude`` is a
-    folder never searched (the output folder, so a rerun does not convert its own output).
+    Returns the tracks and one message for each path that gave nothing or could not be
+    looked at: a symlink loop, a FIFO or device with an audio name, an unreadable folder.
+    ``exclude`` is a folder never searched (the output folder, so a rerun does not convert
+    its own output).
     """
     tracks: list[Track] = []
     problems: list[str] = []
     seen: set[Path] = set()
-    skip = exclude.resolve() if exclude else None
+    skip = _resolved(exclude) if exclude else None
     for root in paths:
-        if not root.exists():
+        if not os.path.lexists(root):
             problems.append(f"{root}: no such file or folder")
             continue
-        found = [Track(root, Path(root.name))] if root.is_file() else _walk(root, skip)
-        if root.is_file() and root.suffix.lower() not in AUDIO_SUFFIXES:
-            problems.append(f"{root}: not an audio file name ({', '.join(sorted(AUDIO_SUFFIXES))})")
-            continue
-        if not found:
-            problems.append(f"{root}: no audio files found")
+        if not root.is_dir():
+            if root.suffix.lower() not in AUDIO_SUFFIXES and _file_problem(root) is None:
+                problems.append(f"{root}: not an audio file name ({', '.join(sorted(AUDIO_SUFFIXES))})")
+                continue
+            found = [Track(root, Path(root.name))]
+        else:
+            before = len(problems)
+            found = _walk(root, skip, problems)
+            if not found and len(problems) == before:
+                problems.append(f"{root}: no audio files found")
         for t in found:
-            if t.path.resolve() not in seen:
-                seen.add(t.path.resolve())
+            reason = _file_problem(t.path)
+            key = _resolved(t.path)
+            if reason is not None or key is None:
+                problems.append(f"{t.path}: {reason or 'cannot resolve the path'}; skipped")
+            elif key not in seen:
+                seen.add(key)
                 tracks.append(t)
     return tracks, problems
 
 
-def _walk(root: Path, skip: Path | None) -> list[Track]:
+def _resolved(path: Path) -> Path | None:
+    """``path.resolve()``, or None where it cannot be had (a symlink loop raises)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file, or None. A FIFO or device would block or never
+    end when opened, so only regular files (or links to one) pass."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+        return exc.strerror or str(exc)
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "a device or socket"
+    return f"not a regular file ({kind})"
+
+
+def _walk(root: Path, skip: Path | None, problems: list[str]) -> list[Track]:
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(exc: OSError) -> None:  # os.walk would pass over such a folder in silence
+        problems.append(f"{exc.filename}: cannot read folder ({exc.strerror or exc}); its files are not converted")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         here = Path(dirpath)
-        dirnames[:] = sorted(
-            d for d in dirnames if not d.startswith(".") and (skip is None or (here / d).resolve() != skip)
-        )
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (skip is None or _resolved(here / d) != skip))
         for name in sorted(filenames):
             if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_SUFFIXES:
                 out.append(Track(here / name, (here / name).relative_to(root)))
@@ -90,6 +128,9 @@ class AudioInfo:
 
 
 def probe(path: Path) -> AudioInfo:
+    reason = _file_problem(path)  # opening a FIFO would wait forever for a writer
+    if reason is not None:
+        raise AudioError(f"{path}: {reason}")
     try:
         info = sf.info(str(path))
     except Exception as exc:
@@ -185,8 +226,24 @@ class StreamResampler:
         return out
 
 
+# Highest rate each container's encoder takes. libsndfile's Vorbis encoder does not refuse
+# higher rates: it crashes the process (segfault) from 200001 Hz up, so the rate is checked
+# before any encoder is opened. FLAC's own limit (655350 Hz) ends in a clean error.
+MAX_RATE = {"OGG": 200000, "FLAC": 655350}
+
+
+def rate_problem(container: str, rate: int) -> str | None:
+    """Why ``container`` cannot be written at ``rate``, or None."""
+    top = MAX_RATE.get(container)
+    if top is not None and rate > top:
+        return f"{container} output is limited to {top} Hz, not {rate} Hz; choose --format wav or a lower --sample-rate"
+    return None
+
+
 @lru_cache(maxsize=64)
 def _writable(container: str, subtype: str | None, rate: int) -> bool:
+    if rate_problem(container, rate) is not None:
+        return False
     if container not in sf.available_formats():
         return False
     if subtype is not None and not sf.check_format(container, subtype):
@@ -201,6 +258,11 @@ def output_format(info: AudioInfo, requested: str | None, source_suffix: str, ra
     own container where libsndfile can write it at ``rate``, else WAV."""
     if requested:
         container, suffix = FORMATS[requested]
+        reason = rate_problem(container, rate)
+        if reason is None and not _probe_write(container, None, rate):
+            reason = f"{container} cannot be written at {rate} Hz by this libsndfile; choose another --format"
+        if reason is not None:
+            raise AudioError(reason)
         return container, None, suffix
     if info.format in {"WAV", "WAVEX", "FLAC", "OGG", "AIFF", "MP3", "CAF", "W64", "RF64", "AU"}:
         subtype = info.subtype if _writable(info.format, info.subtype, rate) else None
@@ -225,11 +287,9 @@ def _probe_write(container: str, subtype: str | None, rate: int) -> bool:
 
 def write_atomic(path: Path, audio: torch.Tensor, rate: int, container: str, subtype: str | None) -> None:
     """Write (channels, samples) audio to a temp file beside ``path``, then rename."""
-    data = audio.clamp(-1.0, 1.0).T.contiguous().cpu().numpy()
+    data = soft_limit(audio).T.contiguous().cpu().numpy()
     try:
         with replacing(path) as tmp:
             sf.write(tmp, data, rate, subtype=subtype, format=container)
-    except OSError as exc:
-        raise AudioError(f"{path}: cannot write output ({exc.strerror or exc})") from None
     except Exception as exc:
-        raise AudioError(f"{path}: cannot write output ({short_reason(exc, last_line=True)})") from None
+        raise AudioError(f"{path}: cannot write output: {write_reason(exc, path.parent)}") from None

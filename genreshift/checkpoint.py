@@ -13,7 +13,7 @@ See docs/checkpoints.md.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,11 @@ ARCHS: dict[tuple[str, str], type] = {
     ("translator", "travelgan"): TranslatorConfig,
     **{("vocoder", arch): cls.config_class for arch, cls in VOCODERS.items() if cls.has_weights},
 }
+
+
+# Bounds on the mel settings a checkpoint may ask for: far above any real front-end, far
+# below sizes whose filter banks and STFTs would not fit in memory.
+MAX_N_FFT, MAX_N_MELS = 1 << 16, 1024
 
 
 class CheckpointError(Exception):
@@ -69,10 +74,52 @@ class Checkpoint:
 
     def build(self, device: torch.device | str = "cpu") -> nn.Module:
         """The model in eval mode on ``device``, weights in float32."""
-        model = VOCODERS[self.arch](self.config, self.mel) if self.kind == "vocoder" else Generator(self.config)
         state = {k: v.float() if v.is_floating_point() else v for k, v in self.state_dict.items()}
-        model.load_state_dict(state)
+        try:
+            model = _construct(self.kind, self.arch, self.config, self.mel)
+            model.load_state_dict(state)
+        except Exception as exc:  # sizes that do not fit the weights, or make no network at all
+            raise CheckpointError(f"not a usable genreshift checkpoint: {short_reason(exc)}") from None
         return model.to(device).eval()
+
+
+def _construct(kind: str, arch: str, config: Any, mel: MelConfig) -> nn.Module:
+    return VOCODERS[arch](config, mel) if kind == "vocoder" else Generator(config)
+
+
+def check_weights(kind: str, arch: str, config: Any, mel: MelConfig, state_dict: Any) -> None:
+    """Raise ValueError unless ``state_dict`` is exactly the weights ``arch`` with ``config``
+    has, all finite. The network is first built on the meta device (no memory), so absurd
+    sizes in a hostile file cost nothing."""
+    if not isinstance(state_dict, dict) or not state_dict:
+        raise ValueError("'state_dict' is missing, empty or not a table of tensors")
+    bad = [k for k, v in state_dict.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ValueError(f"'state_dict' entry {bad[0]!r} is not a tensor")
+    for cfg in (config, mel):
+        negative = [f.name for f in fields(cfg) if isinstance(getattr(cfg, f.name), (int, float))
+                    and not isinstance(getattr(cfg, f.name), bool) and getattr(cfg, f.name) < 0]  # fmt: skip
+        if negative:
+            raise ValueError(f"negative {type(cfg).__name__} sizes: {', '.join(negative)}")
+    if min(mel.sample_rate, mel.n_fft, mel.hop_length, mel.win_length, mel.n_mels) <= 0:
+        raise ValueError("mel settings must be positive")
+    if mel.n_fft > MAX_N_FFT or mel.n_mels > MAX_N_MELS or max(mel.hop_length, mel.win_length) > mel.n_fft:
+        raise ValueError(f"mel settings out of range (n_fft {mel.n_fft}, n_mels {mel.n_mels}, hop {mel.hop_length})")
+    # The fast vocoder's mel bands are buffers computed from data (the meta device cannot)
+    # and not saved: its saved weights are the same without them.
+    shapes_only = replace(config, refine_iters=0, mel_iters=0, magnitude_prior=False) if arch == "fast" else config
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in _construct(kind, arch, shapes_only, mel).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state_dict.items()}
+    if set(got) != set(expected):
+        extra, missing = sorted(set(got) - set(expected)), sorted(set(expected) - set(got))
+        raise ValueError(f"weights do not fit its settings (unexpected: {extra[:3]}, missing: {missing[:3]})")
+    wrong = [k for k in expected if got[k] != expected[k]]
+    if wrong:
+        raise ValueError(f"weights do not fit its settings ({wrong[0]}: {got[wrong[0]]} vs {expected[wrong[0]]})")
+    broken = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise ValueError(f"NaN or infinite weights in {broken[0]}")
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -124,18 +171,22 @@ def from_plain(data: Any, path: str | os.PathLike = "<memory>") -> Checkpoint:
         mel = from_dict(MelConfig, data["mel"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: bad settings in checkpoint ({exc})") from None
-    known = {"format", "format_version", "kind", "arch", "config", "mel", "genres", "vocoder", "meta", "state_dict"}
-    return Checkpoint(
-        kind=data["kind"],
-        arch=data["arch"],
-        config=config,
-        mel=mel,
-        state_dict=data["state_dict"],
-        genres=list(data.get("genres", [])),
-        vocoder=data.get("vocoder"),
-        meta=dict(data.get("meta", {})),
-        extra={k: v for k, v in data.items() if k not in known},
-    )
+    try:
+        check_weights(*key, config, mel, data.get("state_dict"))
+        known = {"format", "format_version", "kind", "arch", "config", "mel", "genres", "vocoder", "meta", "state_dict"}
+        return Checkpoint(
+            kind=data["kind"],
+            arch=data["arch"],
+            config=config,
+            mel=mel,
+            state_dict=data["state_dict"],
+            genres=[str(g) for g in data.get("genres") or []],
+            vocoder=data.get("vocoder"),
+            meta=dict(data.get("meta") or {}),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+    except Exception as exc:  # anything odd in a file from elsewhere is one line, not a traceback
+        raise CheckpointError(f"{path}: not a usable genreshift checkpoint: {short_reason(exc)}") from None
 
 
 def _from_melgan_neurips(state: dict[str, torch.Tensor], path: str | os.PathLike) -> Checkpoint:
@@ -144,6 +195,7 @@ def _from_melgan_neurips(state: dict[str, torch.Tensor], path: str | os.PathLike
     try:
         cfg = melgan_neurips.config_of(state)
         melgan_neurips.check_matches(cfg, state, mel)
+        check_weights("vocoder", "melgan", cfg, mel, state)  # also refuses NaN or infinite weights
     except ValueError as exc:
         raise CheckpointError(f"{path}: looks like a melgan-neurips generator, but {exc}") from None
     return Checkpoint("vocoder", "melgan", cfg, mel, state, meta={"source": "melgan-neurips state_dict"})

@@ -83,10 +83,8 @@ class ConvertProgress:
             return
         if seconds:
             self.progress.advance(self.task, seconds)
-        if result is not None:
+        if result is not None:  # the pipeline has counted every second of it by now
             self.files_done += 1
-            if result.status != "converted":
-                self.progress.advance(self.task, result.duration)
             if result.status == "failed":
                 error(result.message)
             self.progress.update(self.task, files=self._files())
@@ -94,12 +92,22 @@ class ConvertProgress:
 
 def summary_table(results: list[TrackResult]) -> Table:
     table = Table(title="genreshift convert", show_lines=False)
-    for name, justify in [("file", "left"), ("duration", "right"), ("seconds", "right"), ("status", "left")]:
+    columns = [("file", "left"), ("duration", "right"), ("seconds", "right"), ("level fix", "right"), ("status", "left")]
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     style = {"converted": "green", "skipped": "yellow", "failed": "red"}
     for r in results:
         status = r.status + (f" ({r.message})" if r.message and r.status != "failed" else "")
-        table.add_row(
-            str(r.source), f"{r.duration:.1f} s", f"{r.seconds:.2f}", Text(status, style=style.get(r.status, ""))
-        )
+        table.add_row(str(r.source), f"{r.duration:.1f} s", f"{r.seconds:.2f}", level_fix(r),
+                      Text(status, style=style.get(r.status, "")))  # fmt: skip
     return table
+
+
+def level_fix(r: TrackResult) -> Text:
+    """The loudness correction a track needed, shown only when it was more than a few dB."""
+    from .loudness import NOTE_DB
+
+    if r.correction_db is None or (abs(r.correction_db) <= NOTE_DB and not r.gain_limited):
+        return Text("")
+    limit = " (limit)" if r.gain_limited else ""
+    return Text(f"{r.correction_db:+.1f} dB{limit}", style="yellow")

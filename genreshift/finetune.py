@@ -256,7 +256,7 @@ class _Run:
 
 
 def _setup(opts: FinetuneOptions, env: training.Env) -> _Run:
-    run_dir = training.writable_dir(opts.run_dir or registry.home_dir() / "runs" / opts.name, "run folder")
+    run_dir = training.writable_dir(opts.run_dir or registry.home_dir() / "runs" / opts.name, "run folder")  # as in run()
     model_path, in_user_models = _model_path(opts)
     training.check_fresh(run_dir, opts.resume, opts.force)
     if model_path.exists() and not (opts.resume or opts.force):
@@ -281,7 +281,7 @@ def _setup(opts: FinetuneOptions, env: training.Env) -> _Run:
              opt_g, opt_d, training.Tally(), _released_vocoder())  # fmt: skip
     if resumed:
         parts = {"siamese": s, "discriminator": d, "opt_g": opt_g, "opt_d": opt_d}
-        r.tally = training.unpack(resumed.extra["training"], parts, r.samplers, env)
+        r.tally = training.unpack(resumed.extra["training"], parts, r.samplers, env, run_dir / "last.pt")
         training_progress.say(env, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {r.tally.step}")
     return r
 
@@ -324,7 +324,8 @@ def _evaluate(r: _Run, progress: training_progress.Progress) -> None:
 def run(opts: FinetuneOptions) -> FinetuneResult:
     _check_name(opts)
     tc = opts.train
-    with training.session(opts.device) as env:
+    run_dir = opts.run_dir or registry.home_dir() / "runs" / opts.name
+    with training.session(opts.device) as env, training.cleared_on_failure(run_dir):
         r = _setup(opts, env)
 
         def step() -> dict[str, float]:

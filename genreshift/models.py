@@ -131,7 +131,15 @@ def load_vocoder(source: Source, mel: MelConfig, device: torch.device) -> nn.Mod
     else:
         ckpt = load_checkpoint(Path(source.vocoder), "vocoder")
     check_mel_match(mel, ckpt.mel, source.vocoder)
-    return ckpt.build(device)
+    return build(ckpt, device, source.vocoder)
+
+
+def build(ckpt: Checkpoint, device: torch.device, label: str) -> nn.Module:
+    """``ckpt.build`` with its failure as a ModelError that names the model."""
+    try:
+        return ckpt.build(device)
+    except CheckpointError as exc:
+        raise ModelError(f"{label}: {exc}") from None
 
 
 def check_mel_match(translator_mel: MelConfig, vocoder_mel: MelConfig, vocoder: str) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import audio, chunking, distrib, models
+from . import atomic, audio, chunking, distrib, models
 from .audio import AudioError, AudioInfo, Track
 from .batching import BatchQueue, Job, in_parts
 from .config import ChunkConfig, MelConfig
@@ -58,6 +58,8 @@ class ConvertOptions:
     # Audio converted at a time (rounded to whole vocoder windows): memory is bounded by
     # this, not by the track's length; longer segments repeat fewer translator windows.
     segment_seconds: float = 60.0
+    # Keep the output's loudness near the input's (loudness.Leveller); off: the models' own level.
+    level: bool = True
     # Convert only a share of the files: ((K, N), ...) is share K of N, then a share of that
     # (see shards.py). Every process given the same paths computes the same split.
     shards: tuple[tuple[int, int], ...] = ()
@@ -71,6 +73,8 @@ class TrackResult:
     seconds: float = 0.0  # wall time spent on it
     status: str = "planned"  # planned | converted | skipped | failed
     message: str = ""
+    correction_db: float | None = None  # gain the output needed to match the input's loudness
+    gain_limited: bool = False  # ... and it needed more than the gain limit allowed somewhere
 
 
 @dataclass
@@ -96,6 +100,7 @@ class _Work:
     planner: SegmentPlanner | None = None
     writer: TrackWriter | None = None
     finished: bool = False  # converted or failed; its result is final
+    credited: float = 0.0  # seconds of progress reported for it so far
     lock: threading.Lock = field(default_factory=threading.Lock)  # held while a segment decodes
 
     def release(self) -> None:
@@ -143,6 +148,7 @@ class Converter:
         self.output_root = options.output or Path("converted") / self.genre
         self._models: _Models | None = None
         self._loading = threading.Lock()
+        self.batch_files: tuple[list[Path], list[Path]] = ([], [])  # set by plan(): (inputs, outputs)
 
     @property
     def source(self) -> models.Source:
@@ -182,7 +188,7 @@ class Converter:
             if self._models is None:
                 ckpt = models.load_translator(self._source)
                 vocoder = models.load_vocoder(self._source, ckpt.mel, self.device)
-                self._models = _Models(ckpt.build(self.device), vocoder, ckpt.mel)
+                self._models = _Models(models.build(ckpt, self.device, self._source.translator), vocoder, ckpt.mel)
             return self._models
 
     # -- planning -------------------------------------------------------------------------
@@ -202,6 +208,8 @@ class Converter:
                 every.append(self._plan_one(track, inputs, claimed))
             except AudioError as exc:
                 every.append(TrackResult(track.path, None, 0.0, status="failed", message=str(exc)))
+        # every share's inputs and outputs, which --report may overwrite in no share
+        self.batch_files = ([t.path for t in tracks], [x.output for x in every if x.output is not None])
         todo, done = [], []
         for planned in take_share(every, _duration, self.options.shards):
             if isinstance(planned, TrackResult):
@@ -216,7 +224,10 @@ class Converter:
     def _plan_one(self, track: Track, inputs: set[Path], claimed: dict[Path, Path]) -> PlannedTrack:
         info = audio.probe(track.path)
         rate = self.options.sample_rate or info.sample_rate
-        container, subtype, suffix = audio.output_format(info, self.options.format, track.path.suffix, rate)
+        try:
+            container, subtype, suffix = audio.output_format(info, self.options.format, track.path.suffix, rate)
+        except AudioError as exc:
+            raise AudioError(f"{track.path}: {exc}") from None
         output = self.output_root / track.relative.with_suffix(suffix)
         key = output.resolve()
         if key in inputs:
@@ -233,9 +244,15 @@ class Converter:
         todo, results, problems = self.plan(paths)
         for result in results:
             self._progress(0.0, result)
+        self.remove_stale_temps()
         if todo:
             results += self.convert_planned(todo)
         return results
+
+    def remove_stale_temps(self) -> list[Path]:
+        """Delete temp files a killed run left in the output folder (never those of a run
+        still writing there); returns them."""
+        return atomic.remove_stale(self.output_root)
 
     def convert_audio(self, wave: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray | torch.Tensor:
         """One clip in memory, (samples,) or (channels, samples), NumPy or torch -> the same
@@ -290,7 +307,7 @@ class Converter:
         finally:
             decode.shutdown(wait=True, cancel_futures=True)
             for work in works:  # after an error or Ctrl-C: no temp file is left behind
-                write.submit(self._abort, work, "interrupted")
+                write.submit(self._abort, work, f"{work.planned.track.path}: interrupted; not written")
             write.shutdown(wait=True)
         return [w.planned.result for w in works]
 
@@ -308,7 +325,8 @@ class Converter:
                 work.planner = SegmentPlanner(work.reader, self.chunk, vocode, round(frames / (vocode.size - vocode.overlap)))
                 sink = planned.sink or FileSink(planned.output, planned.out_rate, planned.info.channels,
                                                 planned.container, planned.subtype)  # fmt: skip
-                work.writer = TrackWriter(planned.output, planned.info, planned.out_rate, cfg, work.reader.length, sink)
+                work.writer = TrackWriter(planned.output, planned.info, planned.out_rate, cfg, work.reader.length, sink,
+                                          self.options.level)  # fmt: skip
             seg = work.planner.next_segment()
             seg.payload = work
             return seg
@@ -333,7 +351,19 @@ class Converter:
 
     def _vocoded(self, job: Job, n: int) -> None:
         """Progress: each vocoded window is a known share of its segment's duration."""
-        self._progress(job.payload.seconds * n / len(job.windows), None)
+        work: _Work = job.payload.payload
+        if work.finished:  # failed: _settle has counted all of it
+            return
+        seconds = job.payload.seconds * n / len(job.windows)
+        work.credited += seconds
+        self._progress(seconds, None)
+
+    def _settle(self, work: _Work) -> None:
+        """Report a finished track, with the rest of its seconds: the bar ends at the total,
+        however much of a failed track was converted before it failed."""
+        rest = max(0.0, work.planned.result.duration - work.credited)
+        work.credited += rest
+        self._progress(rest, work.planned.result)
 
     def _write(self, seg: Segment, summed: torch.Tensor, weights: torch.Tensor) -> None:
         """Writer thread: append a segment to its track's output; finish the track after its last."""
@@ -351,24 +381,22 @@ class Converter:
             result.status = "converted"
             result.message = "input is silent" if work.reader.peak == 0 else ""
             result.seconds = time.perf_counter() - work.started
+            if work.writer.leveller is not None:
+                result.correction_db = work.writer.leveller.correction_db
+                result.gain_limited = work.writer.leveller.limited
             work.finished = True
             work.release()
-            self._progress(0.0, result)
+            self._settle(work)
 
     def _abort(self, work: _Work, message: str) -> None:
         """Writer thread: drop a track's temp file and report it failed (once)."""
         if not work.finished:
             work.finished = True
-            self._fail(work.planned, message, work.started)
+            result = work.planned.result
+            result.status, result.message = "failed", message
+            result.seconds = time.perf_counter() - work.started
+            self._settle(work)
         work.release()
-
-    def _fail(self, planned: PlannedTrack, message: str, started: float | None = None) -> TrackResult:
-        result = planned.result
-        result.status, result.message = "failed", message
-        if started is not None:
-            result.seconds = time.perf_counter() - started
-        self._progress(0.0, result)
-        return result
 
 
 def convert_audio(wave: np.ndarray | torch.Tensor, sample_rate: int, genre: str | None = None, *,

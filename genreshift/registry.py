@@ -130,12 +130,19 @@ def status(entry: Entry) -> str:
 
 
 def fetch(entry: Entry, progress: bool = True) -> Path:
-    """A verified local path to ``entry``'s file, downloading it if needed."""
+    """A verified local path to ``entry``'s file, downloading it if needed.
+
+    A corrupt cached copy (what ``models verify`` flags) is repaired, not passed over: from
+    the bundled copy where there is one (no network needed), else by downloading again.
+    """
     cached = cached_path(entry)
     if _is_good(cached, entry):
         return cached
     bundled = bundled_dir() / entry.file
     if _is_good(bundled, entry):
+        if os.path.lexists(cached):
+            _restore(bundled, entry, cached)
+            return cached
         return bundled
     if offline():
         raise WeightsError(
@@ -157,6 +164,14 @@ def fetch(entry: Entry, progress: bool = True) -> Path:
         cached.unlink(missing_ok=True)
         raise WeightsError(_corrupt_message(entry, url))
     return cached
+
+
+def _restore(bundled: Path, entry: Entry, cached: Path) -> None:
+    try:
+        _copy_local(bundled, entry, cached)
+    except OSError as exc:
+        raise WeightsError(f"{cached}: the cached copy is corrupt and cannot be replaced ({exc.strerror or exc}); "
+                           "delete it with `genreshift models rm " + entry.model + "`") from None  # fmt: skip
 
 
 def _corrupt_message(entry: Entry, url: str) -> str:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 EXCERPT_SECONDS = 10.0
 MAX_FILES = 50  # players and images for this many files; the page stays a few tens of MB
+_GENERATOR = '<meta name="generator" content="genreshift">'  # how a later run knows the page is ours
 MISSING_MATPLOTLIB = "--report: mel spectrogram images need matplotlib: pip install 'genreshift[report]'"
 
 
@@ -61,6 +62,34 @@ def settings_of(converter: Converter) -> dict[str, str]:
         "output format": o.format or "the input's",
         "written": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+
+
+def report_path_problem(path: Path, inputs: list[Path], outputs: list[Path]) -> str | None:
+    """Why the page may not be written at ``path``, or None: it must not be a file of the
+    batch, and whatever is there already must be an earlier genreshift report."""
+    try:
+        key = path.resolve()
+        if key in {Path(p).resolve() for p in inputs}:
+            return "is an input of this conversion; choose another path"
+        if key in {Path(p).resolve() for p in outputs}:
+            return "is an output of this conversion; choose another path"
+    except (OSError, RuntimeError):  # a symlink loop: nothing can be written there anyway
+        return "cannot be resolved (a symlink loop?); choose another path"
+    if path.is_dir():
+        return "is a folder; give a file name such as report.html"
+    if os.path.lexists(path) and not is_report(path):
+        return "exists and is not a genreshift report; choose another path or remove the file"
+    return None
+
+
+def is_report(path: Path) -> bool:
+    """Whether ``path`` is a page written by ``write_report`` (which may be replaced)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return False
+    return head.startswith(b"<!doctype html>") and (_GENERATOR.encode() in head or b"<title>genreshift report</title>" in head)
 
 
 def excerpt_window(duration: float) -> tuple[float, float]:
@@ -153,7 +182,7 @@ def write_report(path: Path, results: list, settings: dict[str, str], cfg: MelCo
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items())
     body.append(f"<h2>Settings</h2><table>{rows}</table>")
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>genreshift report</title>
+<html lang="en"><head><meta charset="utf-8">{_GENERATOR}<title>genreshift report</title>
 <style>body{{font-family:sans-serif;max-width:70em;margin:auto;padding:1em}} .pair{{display:flex;gap:1em;flex-wrap:wrap}}
 figure{{margin:0}} audio{{width:480px;display:block}} th{{text-align:left;padding-right:1em}} .note{{color:#a40}}</style>
 </head><body>

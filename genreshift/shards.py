@@ -15,6 +15,7 @@ from typing import Callable, Sequence, TypeVar
 from . import distrib
 
 T = TypeVar("T")
+MAX_SHARES = 1_000_000  # more than any job array; a typo like 0/40000000000 is refused, not planned
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -26,13 +27,16 @@ def parse_shard(text: str) -> tuple[int, int]:
         raise ValueError(f"'{text}' is not K/N (for example 0/4)") from None
     if n < 1 or not 0 <= k < n:
         raise ValueError(f"'{text}': need 0 <= K < N")
+    if n > MAX_SHARES:
+        raise ValueError(f"'{text}': N may be at most {MAX_SHARES}")
     return k, n
 
 
 def balanced_split(weights: Sequence[float], parts: int) -> list[int]:
     """The part (0..parts-1) of each item: longest first, each to the lightest part so far
     (ties to the lower item and part number, so every process computes the same split)."""
-    heap = [(0.0, p) for p in range(parts)]
+    # parts beyond the item count would stay empty (ties go to the lower part): leave them out
+    heap = [(0.0, p) for p in range(min(parts, len(weights)))]
     owner = [0] * len(weights)
     for i in sorted(range(len(weights)), key=lambda i: (-weights[i], i)):
         load, p = heapq.heappop(heap)
@@ -71,9 +75,7 @@ class RankProgress:
         self.shown = 0.0
 
     def __call__(self, seconds: float, result) -> None:
-        if result is not None and result.status != "converted":
-            seconds += result.duration  # a failed file counts as done, as in one process
-        if seconds:
+        if seconds:  # with a finished file come the rest of its seconds (a failed one's too)
             self.store.add("ms", round(seconds * 1000))
         if result is not None:
             self.store.add("files", 1)

@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from . import chunking, mel as melmod
-from .atomic import temp_beside
+from .atomic import TempLock, temp_beside
 from .audio import AudioError, AudioInfo, StreamResampler, resampled_length
-from .errors import short_reason
+from .errors import short_reason, write_reason
+from .loudness import Leveller, soft_limit
 from .config import ChunkConfig, MelConfig
 
 BLOCK_SECONDS = 10.0  # decoded, resampled and encoded at a time: bounds transient memory
@@ -56,6 +57,10 @@ class TrackReader:
         self._decoded = 0  # input samples read
         self._resampler = StreamResampler(info.sample_rate, cfg.sample_rate)
         self._buf = torch.zeros(self.channels, 0)  # model-rate audio from sample ``_start``
+        # The input's energy per mel frame, measured on the decoded channels before any
+        # mixing or resampling, so loudness is matched to what the listener hears.
+        self._power = np.zeros(self.frames)
+        self._count = np.zeros(self.frames)
         self._start = 0
         self._done = False
 
@@ -89,6 +94,7 @@ class TrackReader:
             raise AudioError(f"{self.path}: contains no audio (0 samples)")
         if not np.isfinite(data).all():
             raise AudioError(f"{self.path}: contains NaN or infinite samples; not converted")
+        self._measure(data)
         self._decoded += len(data)
         # A decoder that stops short of the length it reported ends the audio there: the rest
         # of the plan (made from the reported length) sees silence.
@@ -103,6 +109,21 @@ class TrackReader:
         if last:
             self._buf = self._buf[..., : self.length - self._start]
             self.close()
+
+    def _measure(self, data: np.ndarray) -> None:
+        """Add the mean power of each decoded sample to the mel frame it falls in."""
+        if not len(data):
+            return
+        at = np.arange(self._decoded, self._decoded + len(data), dtype=np.int64)
+        frame = np.minimum(at * self.cfg.sample_rate // (self.info.sample_rate * self.cfg.hop_length), self.frames - 1)
+        first, power = int(frame[0]), np.square(data, dtype=np.float64).mean(axis=1)
+        self._power[first : int(frame[-1]) + 1] += np.bincount(frame - first, weights=power)
+        self._count[first : int(frame[-1]) + 1] += np.bincount(frame - first)
+
+    def frame_energy(self, lo: int, hi: int) -> np.ndarray:
+        """(hi - lo,) input energy per mel frame, in sums of squares of model-rate samples
+        (a frame holds ``hop`` of those, however many input samples it spans)."""
+        return self._power[lo:hi] / np.maximum(self._count[lo:hi], 1) * self.cfg.hop_length
 
     def close(self) -> None:
         self._done = True
@@ -139,6 +160,7 @@ class Segment:
     out_start: int  # first frame this segment's vocoder windows reach
     emit: int  # frames from ``out_start`` that are final once this segment is added
     seconds: float  # share of the track's duration, for progress
+    energy: np.ndarray | None = None  # (emit,) the input's energy per emitted frame (loudness.Leveller)
     payload: object = None
 
 
@@ -180,6 +202,7 @@ class SegmentPlanner:
             out_start=out_start,
             emit=end - out_start,
             seconds=self.reader.info.duration * (end - out_start) / T,
+            energy=self.reader.frame_energy(out_start, end),  # decoded already: _mel read past ``end``
         )
 
     def _mel(self, p: int, q: int) -> torch.Tensor:
@@ -205,8 +228,10 @@ class TrackWriter:
     over a segment border, resamples to the output rate, and hands the samples to ``sink``
     (a ``FileSink`` or an ``ArraySink``). Any failure or ``abort`` leaves no output."""
 
-    def __init__(self, path: Path, info: AudioInfo, rate: int, cfg: MelConfig, length: int, sink: FileSink | ArraySink):
+    def __init__(self, path: Path, info: AudioInfo, rate: int, cfg: MelConfig, length: int, sink: FileSink | ArraySink,
+                 level: bool = True):  # fmt: skip
         self.path, self.info, self.rate, self.sink = path, info, rate, sink
+        self.leveller = Leveller(cfg.hop_length) if level else None
         self.hop = cfg.hop_length
         self.length = length  # model-rate samples to emit in all
         self.frames = max(1, round(info.frames * rate / info.sample_rate))  # output samples, exactly
@@ -226,6 +251,11 @@ class TrackWriter:
         ready = out[..., :cut] / total[:cut]
         ready = ready[..., : self.length - self._emitted]
         self._emitted += ready.shape[-1]
+        if not bool(torch.isfinite(ready).all()):  # broken weights or an overflow: never write NaN audio
+            self.abort()
+            raise AudioError(f"{self.path}: the models gave NaN or infinite audio; not written")
+        if self.leveller is not None:
+            ready = self.leveller.push(ready, segment.energy, segment.last)
         try:
             # In blocks: resampling and encoding a whole segment at once would make several
             # copies of it (resampled, all channels, interleaved) at the output rate.
@@ -246,13 +276,11 @@ class TrackWriter:
             return
         if wave.shape[0] != self.info.channels:
             wave = wave.expand(self.info.channels, -1)
-        data = wave.clamp(-1.0, 1.0).T.contiguous().numpy()
+        data = soft_limit(wave).T.contiguous().numpy()
         try:
             self.sink.write(data)
-        except OSError as exc:
-            raise AudioError(f"{self.path}: cannot write output ({exc.strerror or exc})") from None
         except Exception as exc:
-            raise AudioError(f"{self.path}: cannot write output ({short_reason(exc, last_line=True)})") from None
+            raise AudioError(f"{self.path}: cannot write output: {write_reason(exc, self.path.parent)}") from None
         self._written += data.shape[0]
 
     def _finish(self) -> None:
@@ -261,7 +289,7 @@ class TrackWriter:
         try:
             self.sink.commit()
         except Exception as exc:
-            raise AudioError(f"{self.path}: cannot write output ({short_reason(exc, last_line=True)})") from None
+            raise AudioError(f"{self.path}: cannot write output: {write_reason(exc, self.path.parent)}") from None
 
     def abort(self) -> None:
         """Drop what was written; later segments of this track are ignored."""
@@ -275,12 +303,14 @@ class FileSink:
         self.path, self.rate, self.channels = path, rate, channels
         self.container, self.subtype = container, subtype
         self._tmp: str | None = None
+        self._lock: TempLock | None = None  # tells a later run's remove_stale the file is in use
         self._file: sf.SoundFile | None = None
 
     def write(self, data: np.ndarray) -> None:
         """Append (frames, channels) float32 samples."""
         if self._file is None:
             self._tmp = temp_beside(self.path)
+            self._lock = TempLock(self._tmp)
             self._file = sf.SoundFile(self._tmp, "w", self.rate, self.channels, subtype=self.subtype, format=self.container)
         self._file.write(data)
 
@@ -288,6 +318,12 @@ class FileSink:
         self._file.close()
         os.replace(self._tmp, self.path)
         self._file, self._tmp = None, None
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def abort(self) -> None:
         if self._file is not None:
@@ -299,6 +335,7 @@ class FileSink:
         if self._tmp is not None:
             Path(self._tmp).unlink(missing_ok=True)
             self._tmp = None
+        self._unlock()
 
 
 class ArraySink:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -23,9 +21,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import checkpoint, distrib
+from . import checkpoint, distrib, interrupts
 from .checkpoint import Checkpoint, CheckpointError
 from .device import resolve_device
+from .errors import short_reason
 from .training_progress import Progress
 
 
@@ -36,8 +35,12 @@ class TrainingError(Exception):
 class Interrupted(Exception):
     """Ctrl-C: a checkpoint was saved; the message says where and how to continue."""
 
-    def __init__(self, step: int, saved: Path):
-        super().__init__(f"interrupted at step {step}; saved {saved}; continue with --resume")
+    def __init__(self, step: int, saved: Path, forced: bool = False):
+        if forced:  # a second Ctrl-C stopped a step halfway: its state is not saved
+            where = f"{saved} holds step {step}" if step > 0 else "nothing was saved"
+            super().__init__(f"stopped at once by a second interrupt; {where}; continue with --resume")
+        else:
+            super().__init__(f"interrupted at step {step}; saved {saved}; continue with --resume")
 
 
 # -- torchrun / DistributedDataParallel ----------------------------------------------------
@@ -62,7 +65,7 @@ class Env:
 def session(device_spec: str) -> Iterator[Env]:
     """Join the process group when started by torchrun (gloo on CPU, nccl on CUDA)."""
     device = resolve_device(device_spec)
-    with _term_as_interrupt():
+    with interrupts.term_as_interrupt():
         if distrib.world_size() <= 1:
             yield Env(device)
             return
@@ -71,19 +74,6 @@ def session(device_spec: str) -> Iterator[Env]:
         device = distrib.local_device(device)
         with distrib.process_group("nccl" if device.type == "cuda" else "gloo"):
             yield Env(device, distrib.rank(), distrib.world_size())
-
-
-@contextlib.contextmanager
-def _term_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a killed background job, torchrun stopping its workers) saves like Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def wrap(module: nn.Module, env: Env) -> nn.Module:
@@ -133,6 +123,21 @@ def writable_dir(path: Path, what: str) -> Path:
     except OSError as exc:
         raise TrainingError(f"{path}: {what} is not writable ({exc.strerror or exc})") from None
     return path
+
+
+@contextlib.contextmanager
+def cleared_on_failure(folder: Path) -> Iterator[None]:
+    """A run folder this run created is removed again if the run fails before writing
+    anything into it (bad data, bad options): no empty folders left behind."""
+    existed = os.path.lexists(folder)
+    try:
+        yield
+    except BaseException:
+        if not existed and distrib.is_main():
+            for dirpath, _dirs, _files in os.walk(folder, topdown=False):
+                with contextlib.suppress(OSError):
+                    os.rmdir(dirpath)  # fails, and keeps the folder, if anything is in it
+        raise
 
 
 def with_overrides(cfg: Any, overrides: dict[str, Any], locked_by: str | None = None, free: tuple[str, ...] = ()):
@@ -187,17 +192,21 @@ def pack(tally: "Tally", parts: dict[str, nn.Module | torch.optim.Optimizer],
 
 
 def unpack(state: dict[str, Any], parts: dict[str, nn.Module | torch.optim.Optimizer],
-           samplers: dict[str, torch.Generator], env: Env) -> "Tally":  # fmt: skip
+           samplers: dict[str, torch.Generator], env: Env, source: Path | str = "last.pt") -> "Tally":  # fmt: skip
     """Inverse of ``pack``. Only rank 0 gets its random streams back; other ranks keep their own
     seeds (a resumed DDP run draws different but equally random crops there, all DDP needs)."""
-    for k, p in parts.items():
-        (unwrap(p) if isinstance(p, nn.Module) else p).load_state_dict(state[k])
-    if env.is_main:
-        torch.set_rng_state(state["rng"]["torch"])
-        for k, g in samplers.items():
-            if f"sampler/{k}" in state["rng"]:  # a sampler new in this session starts from its seed
-                g.set_state(state["rng"][f"sampler/{k}"])
-    return Tally(step=state["step"], best=state["best"], wall=state["wall_seconds"])
+    try:
+        for k, p in parts.items():
+            (unwrap(p) if isinstance(p, nn.Module) else p).load_state_dict(state[k])
+        if env.is_main:
+            torch.set_rng_state(state["rng"]["torch"])
+            for k, g in samplers.items():
+                if f"sampler/{k}" in state["rng"]:  # a sampler new in this session starts from its seed
+                    g.set_state(state["rng"][f"sampler/{k}"])
+        return Tally(step=int(state["step"]), best=float(state["best"]), wall=float(state["wall_seconds"]))
+    except Exception as exc:  # a damaged or foreign training state: one line, not a traceback
+        raise TrainingError(f"{source}: not a usable genreshift checkpoint: training state "
+                            f"({short_reason(exc)}); delete it or use --force to start over") from None  # fmt: skip
 
 
 @dataclass
@@ -237,23 +246,32 @@ def train_loop(title: str, tc: Any, env: "Env", run_dir: Path, quiet: bool, tall
                save_last: Callable[[], None]) -> None:  # fmt: skip
     """The loop both trainers share: step until ``tc.steps`` (or ``tc.max_minutes`` of wall
     time in this session), evaluate on rank 0 every ``tc.eval_every``, save every
-    ``tc.save_every``, and save before leaving on Ctrl-C."""
+    ``tc.save_every``, and save before leaving on Ctrl-C (after the step under way: see
+    ``interrupts.stop_between_steps``)."""
     progress = Progress(title, tc.steps, tally.step, env, run_dir, quiet, tc.log_every)
     out_of_time = deadline(tc.max_minutes, env)
     evaluated = -1
+    first = tally.step  # what last.pt holds when this session has saved nothing yet
+    stop = interrupts.StopFlag()
     try:
-        while tally.step < tc.steps and not out_of_time():
-            tally.losses = step()
-            tally.step += 1
-            check_finite(tally.losses, tally.step)
-            progress.step(tally.step, tally.losses)
-            if env.is_main and (tally.step % tc.eval_every == 0 or tally.step == tc.steps):
-                evaluate(progress)
-                evaluated = tally.step
-            if tally.step % tc.save_every == 0:
-                save_last()
+        with interrupts.stop_between_steps(defer=not env.distributed) as stop:
+            while tally.step < tc.steps and not stop and not out_of_time():
+                tally.losses = step()
+                tally.step += 1
+                check_finite(tally.losses, tally.step)
+                progress.step(tally.step, tally.losses)
+                if env.is_main and (tally.step % tc.eval_every == 0 or tally.step == tc.steps):
+                    evaluate(progress)
+                    evaluated = tally.step
+                if tally.step % tc.save_every == 0:
+                    save_last()
+        if stop:
+            save_last()
+            raise Interrupted(tally.step, run_dir / "last.pt")
     except KeyboardInterrupt:
-        save_last()
+        if stop:  # a second signal cut a step short: what it left half-done is not saved
+            raise Interrupted(tally.saved if tally.saved >= 0 else first, run_dir / "last.pt", forced=True) from None
+        save_last()  # torchrun, where every rank stops at once: save what there is
         raise Interrupted(tally.step, run_dir / "last.pt") from None
     finally:
         progress.close()

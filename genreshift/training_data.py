@@ -44,8 +44,10 @@ def load_clips(folder: Path, kind: str, cfg: MelConfig, cache: Path, max_seconds
                write: bool, say: Callable[[str], None]) -> list[Clip]:  # fmt: skip
     """Every decodable track under ``folder`` as a Clip (``kind`` is "mel" or "wave")."""
     tracks, problems = audio.find_tracks([folder])
-    if problems:
-        raise TrainingError(problems[0])
+    if not tracks:
+        raise TrainingError(problems[0] if problems else f"{folder}: no audio files found")
+    for problem in problems:  # a FIFO, a symlink loop, an unreadable subfolder: the rest still trains
+        say(problem)
     settings = json.dumps({"v": CACHE_VERSION, "kind": kind, "mel": asdict(cfg), "max_s": max_seconds}, sort_keys=True)
     digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
     clips, failed = [], []

@@ -188,7 +188,7 @@ def _setup(opts: VocoderTrainOptions, env: training.Env) -> _Run:
     tally = training.Tally()
     if resumed:
         parts = {"discriminator": d, "opt_g": opt_g, "opt_d": opt_d}
-        tally = training.unpack(resumed.extra["training"], parts, {"train": crops.rng}, env)
+        tally = training.unpack(resumed.extra["training"], parts, {"train": crops.rng}, env, run_dir / "last.pt")
         training_progress.say(env, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {tally.step}")
     return _Run(opts, env, run_dir, export, cfg, hp, mel_cfg, crops, g, d, opt_g, opt_d, tally, _init_steps(resumed, init))
 
@@ -310,7 +310,7 @@ def _evaluate(r: _Run, progress: training_progress.Progress) -> None:
 def run(opts: VocoderTrainOptions) -> VocoderResult:
     _check(opts)
     tc = opts.train
-    with training.session(opts.device) as env:
+    with training.session(opts.device) as env, training.cleared_on_failure(opts.out or Path("runs") / opts.name):
         r = _setup(opts, env)
 
         def step() -> dict[str, float]:

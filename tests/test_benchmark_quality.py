@@ -1,20 +1,23 @@
-"""benchmarks/quality.py's ViSQOL hook (the metric itself needs the optional visqol-python)."""
+"""benchmarks/quality.py's ViSQOL hook, in benchmarks/vocoder_table.py. The metric itself needs
+visqol-python, in the `benchmark` extra that .ci/run installs: in CI its test fails rather than
+skips without it."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "quality.py"
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "vocoder_table.py"
 
 
 @pytest.fixture(scope="module")
 def quality():
-    spec = importlib.util.spec_from_file_location("quality_benchmark", SCRIPT)
+    spec = importlib.util.spec_from_file_location("benchmark_vocoder_table", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -49,8 +52,11 @@ def test_the_vocoder_table_averages_what_the_scorer_says(quality):
 
 
 def test_visqol_ranks_a_clean_copy_above_a_noisy_one(quality):
-    pytest.importorskip("visqol")
     score = quality.visqol_scorer(2.0)
+    if score is None:
+        if os.environ.get("CI", "").lower() in {"1", "true"}:
+            pytest.fail("visqol-python is not installed; .ci/run installs it with the benchmark extra")
+        pytest.skip("visqol-python is not installed: pip install -e '.[benchmark]'")
     ref = _clip(3.0, 0.005)
     clean, noisy = score(ref, ref), score(ref, ref + 0.1 * torch.randn_like(ref))
     assert 1 <= noisy < clean <= 5.0 + 1e-6

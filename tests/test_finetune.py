@@ -185,3 +185,53 @@ def test_new_translators_name_the_vocoder_the_release_uses(tmp_path, monkeypatch
     assert _released_vocoder() == "griffinlim"
     reg.write_text(json.dumps({"version": 1, "files": files[:1]}))
     assert _released_vocoder() == "fast"
+
+
+# -- issue 13: Ctrl-C mid-step, damaged checkpoints, failed runs ------------------------------
+
+
+def test_resume_after_ctrl_c_in_the_middle_of_a_step_is_exact(folders, tmp_path, monkeypatch):
+    import signal
+
+    from genreshift import finetune as ft
+
+    assert finetune(folders, "a", "--steps", "5", "-q").exit_code == 0
+    real = ft._train_step
+
+    def interrupted_step(r, a, b, pairs):  # Ctrl-C after this step drew its crops, before it learnt
+        if r.tally.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(r, a, b, pairs)
+
+    monkeypatch.setattr(ft, "_train_step", interrupted_step)
+    stopped = finetune(folders, "b", "--steps", "5")
+    assert stopped.exit_code == 130 and "interrupted at step 3" in stopped.output, stopped.output
+    monkeypatch.setattr(ft, "_train_step", real)
+    assert finetune(folders, "b", "--steps", "5", "--resume", "-q").exit_code == 0
+    a, b = (checkpoint.load(tmp_path / "home" / "runs" / n / "last.pt") for n in "ab")
+    for key, value in a.state_dict.items():
+        torch.testing.assert_close(b.state_dict[key], value, rtol=0, atol=0)
+
+
+def test_damaged_init_and_resume_checkpoints_are_one_line(folders, tmp_path):
+    from helpers import tiny_translator
+
+    plain = tiny_translator("x").to_plain()
+    plain["config"]["n_blocks"] = -1
+    torch.save(plain, tmp_path / "neg.pt")
+    fails_with(finetune(folders, "n", "--init", tmp_path / "neg.pt"), "not a usable genreshift checkpoint")
+    assert finetune(folders, "m", "--steps", "1", "-q").exit_code == 0
+    last = tmp_path / "home" / "runs" / "m" / "last.pt"
+    data = torch.load(last, weights_only=True)
+    data["training"]["discriminator"] = {"nonsense": torch.zeros(1)}
+    torch.save(data, last)
+    fails_with(finetune(folders, "m", "--steps", "2", "--resume"), "not a usable genreshift checkpoint: training state")
+    data["state_dict"] = "weights"
+    torch.save(data, last)
+    fails_with(finetune(folders, "m", "--steps", "2", "--resume"), "not a usable genreshift checkpoint")
+
+
+def test_a_failed_run_leaves_no_empty_run_folder(folders, tmp_path):
+    (tmp_path / "empty").mkdir()
+    fails_with(finetune((tmp_path / "empty", folders[1]), "e"), "no audio files found")
+    assert not (tmp_path / "home" / "runs" / "e").exists()

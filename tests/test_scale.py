@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+from genreshift import atomic
 from genreshift.cli import app
 from genreshift.shards import balanced_split, parse_shard, take_share
 from helpers import write_tone
@@ -36,6 +39,7 @@ def test_balanced_split_is_longest_first_and_even():
     # one long file against many short ones: counting files would put 4 beside it
     assert balanced_split([100, 1, 1, 1, 1, 1, 1, 1, 1], 2) == [0] + [1] * 8
     assert balanced_split([], 3) == [] and balanced_split([5.0], 3) == [0]
+    assert balanced_split([3, 1, 2], 10**6) == [0, 2, 1]  # more parts than items: one each, no huge heap
 
 
 def test_take_share_partitions_and_nests():
@@ -48,7 +52,7 @@ def test_take_share_partitions_and_nests():
     assert take_share(items, weight, ()) == items
 
 
-@pytest.mark.parametrize("text", ["3/3", "-1/2", "1", "a/b", "1/0", "1/2/3"])
+@pytest.mark.parametrize("text", ["3/3", "-1/2", "1", "a/b", "1/0", "1/2/3", "0/1000001"])
 def test_parse_shard_rejects(text):
     with pytest.raises(ValueError):
         parse_shard(text)
@@ -112,10 +116,16 @@ def _torchrun(*args, threads: int, cwd: Path, restarts: int = 0) -> subprocess.C
     return subprocess.run(cmd, cwd=cwd, env=_env(threads), capture_output=True, text=True, timeout=240)
 
 
-def _single(lib: Path, out: Path, threads: int) -> None:
-    cmd = [sys.executable, "-m", "genreshift", "convert", str(lib), "--to", "rock", "-o", str(out), "-q"]
+def _single(lib: Path, out: Path, threads: int) -> str:
+    cmd = [sys.executable, "-m", "genreshift", "convert", str(lib), "--to", "rock", "-o", str(out)]
     proc = subprocess.run(cmd, env=_env(threads), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _level_fixes(stdout: str) -> dict[str, str]:
+    """File name -> its 'level fix' cell (the fourth column) in the summary table."""
+    return {m[0]: m[1].strip() for m in re.findall(r"(t\d)\.wav\s*│[^│]*│[^│]*│([^│]*)│", stdout)}
 
 
 def _rows(stdout: str) -> list[str]:
@@ -126,13 +136,18 @@ def _rows(stdout: str) -> list[str]:
 def test_torchrun_two_ranks_match_one_process(served, tmp_path):
     files = library(tmp_path / "lib")
     threads = _rank_threads()
-    _single(tmp_path / "lib", tmp_path / "ref", threads)  # also fills the weights cache
+    single = _single(tmp_path / "lib", tmp_path / "ref", threads)  # also fills the weights cache
+    leftover = atomic.temp_beside(tmp_path / "out" / "sub" / "t9.wav")  # a killed run's, an hour old
+    os.utime(leftover, (time.time() - 3600, time.time() - 3600))
     proc = _torchrun("-m", "genreshift", "convert", tmp_path / "lib", "--to", "rock", "-o", tmp_path / "out",
                      threads=threads, cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("genreshift convert") == 1  # one table, from rank 0
     assert sorted(_rows(proc.stdout)) == [f"t{i}" for i in range(7)]  # each file once
     assert proc.stdout.count("converted") == 7
+    # levelled as in one process, and rank 0's table shows every rank's corrections
+    assert _level_fixes(proc.stdout) == _level_fixes(single) and any(_level_fixes(single).values())
+    assert proc.stdout.count("removed 1 temp file(s) left by an interrupted run") == 1 and not leftover.exists()
     for f in files:
         assert (tmp_path / "out" / f.name).read_bytes() == (tmp_path / "ref" / f.name).read_bytes(), f.name
 
@@ -151,3 +166,40 @@ def test_torchrun_restarts_a_killed_rank_and_finishes(served, tmp_path):
     for f, seconds in zip(files, SECONDS):
         info = sf.info(str(out / f.name))
         assert abs(info.frames - round(seconds * info.samplerate)) <= 1, f.name
+
+
+def test_torchrun_report_path_is_checked_against_every_share(served, tmp_path):
+    library(tmp_path / "lib")
+    out = tmp_path / "out"
+    for name in ("t0.wav", "t1.wav"):  # ranks hold different files: one of these is another rank's
+        proc = _torchrun("-m", "genreshift", "convert", tmp_path / "lib", "--to", "rock", "-o", out,
+                         "--report", out / name, threads=1, cwd=tmp_path)  # fmt: skip
+        assert proc.returncode != 0 and proc.stderr.count("is an output of this conversion") == 1, proc.stderr[-3000:]
+        assert re.findall(r"exitcode\s*:\s*(-?\d+)", proc.stderr) and set(re.findall(r"exitcode\s*:\s*(-?\d+)", proc.stderr)) == {"2"}
+        assert not out.exists() or not list(out.rglob("*.wav"))  # refused before converting
+
+
+def test_torchrun_sigterm_stops_every_rank_and_leaves_no_temp_file(served, tmp_path):
+    for i in range(4):
+        write_tone(tmp_path / "in" / f"t{i}.wav", 40.0)
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "--monitor-interval", "0.2", "-m", "genreshift", "convert", str(tmp_path / "in"), "--to", "rock",
+           "-o", str(out), "--vocoder", "griffinlim", "--segment-seconds", "2"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while len(list(out.glob(".*.part"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # both ranks are writing
+    if proc.poll() is not None:
+        pytest.fail(f"finished before temp files were seen: {proc.communicate()}")
+    # SIGTERM to every worker, as a batch system's stop does
+    workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(workers) == 2
+    for pid in workers:
+        os.kill(int(pid), signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert stderr.count("interrupted (SIGTERM)") == 1, stderr[-3000:]  # from rank 0 only
+    assert ": interrupted; not written" in stderr
+    assert set(re.findall(r"exitcode\s*:\s*(-?\d+)", stderr)) == {"143"}, stderr[-3000:]
+    assert not list(out.glob(".*.part"))

@@ -119,6 +119,8 @@ def test_resume_with_other_settings_or_arch_is_refused(music, tmp_path):
 
 def test_corrupt_or_missing_checkpoint(music, tmp_path):
     fails_with(train(music, tmp_path / "r", "--resume"), "no checkpoint to resume")
+    assert not (tmp_path / "r").exists()  # a failed run leaves no empty run folder
+    (tmp_path / "r").mkdir()
     (tmp_path / "r" / "last.pt").write_bytes(b"not a checkpoint")
     fails_with(train(music, tmp_path / "r", "--resume"), "not a readable genreshift checkpoint")
 

@@ -1,0 +1,76 @@
+"""How Ctrl-C and SIGTERM stop genreshift: both as a KeyboardInterrupt, so that the finally
+blocks that remove temp files run, and a training step is never cut in half.
+
+A SIGINT that the process was started to ignore (a background job of a shell without job
+control) stays ignored, as the user expects of ``cmd &``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+
+@contextmanager
+def _handling(handler: Callable) -> Iterator[None]:
+    """``handler`` for SIGTERM, and for SIGINT unless it is ignored; main thread only (Python
+    lets only the main thread set handlers, and only it receives signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
+    previous = {sig: signal.signal(sig, handler) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def term_as_interrupt(received: list[int] | None = None) -> Iterator[None]:
+    """SIGTERM (kill, a service manager, torchrun stopping its workers) raises
+    KeyboardInterrupt as Ctrl-C does; ``received`` gets the signal, for the exit code."""
+
+    def interrupt(signum, frame):
+        if received is not None:
+            received.append(signum)
+        raise KeyboardInterrupt
+
+    with _handling(interrupt):
+        yield
+
+
+class StopFlag:
+    """Set by the first signal inside ``stop_between_steps``; true once set."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __bool__(self) -> bool:
+        return self.requested
+
+
+@contextmanager
+def stop_between_steps(defer: bool) -> Iterator[StopFlag]:
+    """Ctrl-C or SIGTERM during a training step only sets the flag, so the loop can finish
+    the step (and its evaluation and save) and stop after it: then what is saved - weights,
+    optimiser and random streams - belongs to one step, and ``--resume`` continues exactly.
+    A second signal raises KeyboardInterrupt at once.
+
+    Not under torchrun (``defer`` false): the ranks would finish different steps, and a rank
+    waiting in a collective for one that left would hang."""
+    flag = StopFlag()
+    if not defer:
+        yield flag
+        return
+
+    def request(signum, frame):
+        if flag.requested:
+            raise KeyboardInterrupt
+        flag.requested = True
+
+    with _handling(request):
+        yield flag

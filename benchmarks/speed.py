@@ -4,6 +4,7 @@
     python benchmarks/speed.py --quick              # small sizes: a smoke test
     python benchmarks/speed.py --input a.flac b.wav --only e2e,stages
     python benchmarks/speed.py --json speed.json --repeats 5
+    python benchmarks/speed.py --device cuda --batches 16,64,256 --only e2e,batch,stages,long
     python benchmarks/speed.py --only e2e,stages --vocoder v3=runs/v3/v3.pt   # a candidate beside the rest
 
 Every configuration runs in a fresh Python process, so its peak resident memory (from
@@ -15,8 +16,12 @@ is seconds of audio per second of wall time.
 Groups (``--only``): ``e2e`` (decode -> mel -> translate -> vocode -> encode, one track,
 vocoder fast / melgan / griffinlim), ``batch`` (batch sizes 1..64), ``threads`` (torch
 threads 1 and 2), ``long`` (one 60-minute track, one 10-minute track, 200 x 15 s files),
-``stages`` (each stage alone), ``compile`` (torch.compile of the translator and the fast
-vocoder, against eager).
+``stages`` (each stage alone; the model stages at every ``--batches`` size when it is given),
+``compile`` (torch.compile of the translator and the fast vocoder, against eager).
+
+``--device cuda`` runs the models on the GPU as ``convert`` does (autocast, pinned copies),
+synchronises before every clock reading, and adds each run's peak GPU memory
+(``torch.cuda.max_memory_allocated``) to the table.
 
 Models: real-size architectures (``TranslatorConfig()``, ``FastVocoderConfig()``,
 ``MelGANConfig()``) with random weights, unless ``--weights registry`` asks for the
@@ -107,7 +112,7 @@ def worker(spec: dict) -> dict:
 
     options = ConvertOptions(
         genre=spec.get("genre"), model=spec.get("translator"), vocoder=spec["vocoder"],
-        output=Path(spec["out"]), device="cpu", batch_size=spec["batch"],
+        output=Path(spec["out"]), device=spec.get("device", "cpu"), batch_size=spec["batch"],
     )  # fmt: skip
     conv = Converter(options)
     conv.load_models()
@@ -121,9 +126,25 @@ def worker(spec: dict) -> dict:
         bad = [r.message for r in results if r.status != "converted"]
         if bad:
             raise SystemExit(f"convert failed: {bad[0]}")
-        return {"wall": wall, "audio": seconds}
+        return {"wall": wall, "audio": seconds, **_gpu_memory(conv.device)}
     wall, note = _stage(conv, op, inputs, spec)
-    return {"wall": wall, "audio": seconds, "note": note}
+    return {"wall": wall, "audio": seconds, "note": note, **_gpu_memory(conv.device)}
+
+
+def _sync(device) -> None:
+    """CUDA runs asynchronously: wait for the queued work before reading a clock."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _gpu_memory(device) -> dict:
+    import torch
+
+    if device.type != "cuda":
+        return {}
+    return {"gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20}
 
 
 def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
@@ -133,6 +154,7 @@ def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
     from genreshift import chunking, mel as melmod
     from genreshift.audio import probe
     from genreshift.batching import BatchQueue, Job, in_parts
+    from genreshift.device import inference_context
     from genreshift.pipeline import vocoder_windows
     from genreshift.audio import StreamResampler
     from genreshift.streaming import TrackReader
@@ -172,16 +194,19 @@ def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
     else:
         model, ccfg, scale = conv.vocoder, vocoder_windows(conv.vocoder), cfg.hop_length
     note = f"{conv.vocoder.arch if op == 'vocode' else 'translator'}, batch {spec['batch']}"
-    part = conv.vocoder.cpu_batch if op == "vocode" else spec["batch"]  # as the pipeline runs it
+    device = conv.device
+    cpu_part = op == "vocode" and device.type == "cpu"
+    part = conv.vocoder.cpu_batch if cpu_part else spec["batch"]  # as the pipeline runs it
     if spec.get("compile"):
-        model, note = _compiled(model, mels[0], ccfg, min(part, spec["batch"]), note)
-    else:  # the same two warm-up calls compile gets: first calls set up oneDNN kernels
+        model, note = _compiled(model, mels[0], ccfg, min(part, spec["batch"]), note, device)
+    else:  # the same two warm-up calls compile gets: first calls set up oneDNN / cuDNN kernels
         windows = chunking.split(mels[0], chunking.plan_windows(mels[0].shape[-1], ccfg))[: min(part, spec["batch"]), 0]
-        with torch.inference_mode():
-            model(windows), model(windows)
+        with inference_context(device):
+            model(windows.to(device)), model(windows.to(device))
     if part < spec["batch"]:
         model, note = in_parts(model, part), f"{note} (calls of {part})"
-    queue = BatchQueue(model, spec["batch"], torch.device("cpu"))
+    queue = BatchQueue(model, spec["batch"], device)
+    _sync(device)
     start = time.perf_counter()
     for m in mels:
         plan = chunking.plan_windows(m.shape[-1], ccfg)
@@ -190,10 +215,11 @@ def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
             chunking.stitch(job.result()[:, None], job.payload, scale)
     for job in queue.run(flush=True):
         chunking.stitch(job.result()[:, None], job.payload, scale)
+    _sync(device)
     return time.perf_counter() - start, note
 
 
-def _compiled(model, mel, ccfg, batch: int, note: str):
+def _compiled(model, mel, ccfg, batch: int, note: str, device):
     """torch.compile, warmed up on the batch shape; eager (and why) if it fails."""
     import torch
 
@@ -202,8 +228,10 @@ def _compiled(model, mel, ccfg, batch: int, note: str):
     start = time.perf_counter()
     try:
         compiled = torch.compile(model, dynamic=False)
-        windows = chunking.split(mel, chunking.plan_windows(mel.shape[-1], ccfg))[:batch, 0]
-        with torch.inference_mode():
+        from genreshift.device import inference_context
+
+        windows = chunking.split(mel, chunking.plan_windows(mel.shape[-1], ccfg))[:batch, 0].to(device)
+        with inference_context(device):
             for _ in range(2):
                 compiled(windows)
     except Exception as exc:  # no compiler, unsupported op, ...: the eager model still works
@@ -236,7 +264,8 @@ def run_one(spec: dict) -> dict:
 
 
 def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -> list[dict]:
-    base = {"threads": 2, "batch": 16, "vocoder": models.get("fast", "fast"), "op": "convert", "inputs": tracks["one"]}
+    base = {"threads": args.threads, "batch": args.batch, "vocoder": models.get("fast", "fast"), "op": "convert", "inputs": tracks["one"],
+            "device": args.device}  # fmt: skip
     if args.weights == "random":
         base["translator"] = models["translator"]
     else:
@@ -248,7 +277,7 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
     def add(group: str, name: str, **kw):
         out.append({**base, "group": group, "name": name, **kw})
 
-    vocoders = ["fast", "griffinlim"] if args.quick else ["fast", "melgan", "griffinlim"]
+    vocoders = list(args.vocoders or (["fast", "griffinlim"] if args.quick else ["fast", "melgan", "griffinlim"]))
     if args.weights == "registry":  # only what the registry releases (no MelGAN yet)
         from genreshift import registry
 
@@ -261,17 +290,22 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
         add("e2e", f"convert, vocoder {v} ({one})", vocoder=voc[v])
     for b in args.batches:
         add("batch", f"convert, batch {b} (fast)", batch=b)
-    for n in [1, 2]:
+    for n in sorted({1, 2, args.threads}):
         add("threads", f"convert, {n} torch thread(s) (fast)", threads=n)
-    add("long", f"1 x {args.long_minutes:g} min (fast)", inputs=tracks["long"])
-    add("long", f"1 x {args.mid_minutes:g} min (fast)", inputs=tracks["mid"])
-    add("long", f"{len(tracks['short'])} x {args.short_seconds:g} s (fast)", inputs=tracks["short"])
+    if tracks["long"]:  # generated only when the group is asked for
+        add("long", f"1 x {args.long_minutes:g} min (fast)", inputs=tracks["long"])
+        add("long", f"1 x {args.mid_minutes:.3g} min (fast)", inputs=tracks["mid"])
+        add("long", f"{len(tracks['short'])} x {args.short_seconds:g} s (fast)", inputs=tracks["short"])
     if not args.quick:
         add("stages", "import + load models (no audio)", op="idle")
-    for stage in ["decode", "mel", "translate"]:
+    for stage in ["decode", "mel"]:
         add("stages", stage, op=stage)
-    for v in ["fast", *(v for v, _ in args.vocoder)] if args.quick else vocoders:
-        add("stages", f"vocode {v}", op="vocode", vocoder=voc[v])
+    sizes = args.stage_batches
+    for b in sizes:
+        at = f", batch {b}" if len(sizes) > 1 else ""
+        add("stages", f"translate{at}", op="translate", batch=b)
+        for v in vocoders if args.vocoders or not args.quick else ["fast", *(v for v, _ in args.vocoder)]:
+            add("stages", f"vocode {v}{at}", op="vocode", vocoder=voc[v], batch=b)
     add("stages", "encode", op="encode")
     for name, kw in [("translate", {"op": "translate"}), ("vocode fast", {"op": "vocode"})]:
         add("compile", f"{name}, eager", **kw)
@@ -299,6 +333,7 @@ def measure(specs: list[dict], repeats: int, out_dir: Path) -> list[dict]:
             "group": spec["group"], "name": spec["name"], "audio_s": runs[0]["audio"], "wall_s": wall,
             "rtf": runs[0]["audio"] / wall if wall > 0 and spec["op"] != "idle" else None,
             "rss_mb": statistics.median(r["rss_mb"] for r in runs), "startup_s": statistics.median(r["startup"] for r in runs),
+            "gpu_mb": max((r["gpu_mb"] for r in runs if "gpu_mb" in r), default=None),
             "note": runs[0].get("note", "") + ("" if len(runs) == repeats else f" ({len(runs)} run)"), "runs": runs, "spec": spec,
         }  # fmt: skip
         seen[key] = row
@@ -308,18 +343,51 @@ def measure(specs: list[dict], repeats: int, out_dir: Path) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
+    gpu = any(r.get("gpu_mb") is not None for r in rows)
     lines = [
-        "| group | configuration | audio | wall (median) | x real time | peak RSS | startup | note |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-    ]
+        "| group | configuration | audio | wall (median) | x real time | peak RSS |" + (" peak GPU |" if gpu else "")
+        + " startup | note |",
+        "|---|---|---:|---:|---:|---:|" + ("---:|" if gpu else "") + "---:|---|",
+    ]  # fmt: skip
     for r in rows:
         rtf = f"{r['rtf']:.0f}x" if r["rtf"] is not None else ""
         audio = f"{r['audio_s']:.0f} s" if r["spec"]["op"] != "idle" else ""
         wall = f"{r['wall_s']:.2f} s" if r["spec"]["op"] != "idle" else ""
+        mem = f"| {r['gpu_mb']:.0f} MB " if gpu and r.get("gpu_mb") is not None else ("| " if gpu else "")
         lines.append(
-            f"| {r['group']} | {r['name']} | {audio} | {wall} | {rtf} | {r['rss_mb']:.0f} MB | {r['startup_s']:.1f} s | {r['note']} |"
+            f"| {r['group']} | {r['name']} | {audio} | {wall} | {rtf} | {r['rss_mb']:.0f} MB {mem}| {r['startup_s']:.1f} s | {r['note']} |"
         )
     return "\n".join(lines)
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of sizes") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("batch sizes must be at least 1")
+    return sizes
+
+
+def _vocoders(text: str) -> list[str]:
+    names = text.split(",")
+    unknown = set(names) - {"fast", "melgan", "griffinlim"}
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown vocoder(s) {', '.join(sorted(unknown))}: use fast, melgan, griffinlim")
+    return names
+
+
+def _device_name(spec: str) -> str:
+    """The device as the figures must name it: a GPU by its model."""
+    import torch
+
+    from genreshift.device import resolve_device
+
+    device = resolve_device(spec)
+    if device.type != "cuda":
+        return str(device)
+    return f"{device} ({torch.cuda.get_device_name(device)}, {torch.cuda.get_device_properties(device).total_memory / 2**30:.0f} GiB)"
 
 
 def _named_file(text: str) -> tuple[str, str]:
@@ -337,9 +405,16 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated groups: e2e,batch,threads,long,stages,compile")
     ap.add_argument("--weights", choices=["random", "registry"], default="random")
     ap.add_argument("--genre", help="with --weights registry: the genre to convert to (default: the first)")
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N: where the models run")
+    ap.add_argument("--batches", type=_sizes, help="batch sizes for the batch group and the model stages, e.g. 16,64,256")
     ap.add_argument("--json", type=Path, help="write every run and the medians here")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "genreshift-speed",
                     help="generated audio and models are kept here between runs")  # fmt: skip
+    ap.add_argument("--vocoders", type=_vocoders, help="built-in vocoders for e2e and stages (default: all), e.g. fast")
+    ap.add_argument("--batch", type=int, default=16, help="batch size of every configuration but the batch group")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of every configuration but the threads group")
+    ap.add_argument("--long-minutes", type=float, default=60.0,
+                    help="the long group: one track this long, one a sixth as long, 200 x 15 s files per 60 minutes")
     ap.add_argument("--vocoder", action="append", default=[], type=_named_file, metavar="NAME=PATH",
                     help="also measure this vocoder checkpoint (e2e and stages); repeatable")  # fmt: skip
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -352,19 +427,26 @@ def main() -> None:
         else:
             print(json.dumps(worker(spec)))
         return
+    try:
+        device_label = _device_name(args.device)  # before any work: a missing GPU fails at once
+    except Exception as exc:
+        raise SystemExit(f"--device {args.device}: {exc}") from None
     q = args.quick
     args.repeats = 1 if q else args.repeats
-    args.batches = [1, 16] if q else [1, 4, 16, 64]
+    args.stage_batches = args.batches or [args.batch]
+    args.batches = args.batches or ([1, 16] if q else [1, 4, 16, 64])
     one_s = 5.0 if q else 240.0
-    args.long_minutes, args.mid_minutes = (0.5, 0.25) if q else (60.0, 10.0)
-    n_short, args.short_seconds = (4, 3.0) if q else (200, 15.0)
+    args.long_minutes, args.mid_minutes = (0.5, 0.25) if q else (args.long_minutes, args.long_minutes / 6)
+    n_short, args.short_seconds = (4, 3.0) if q else (max(4, round(args.long_minutes * 10 / 3)), 15.0)
     work = args.workdir
     print(f"preparing inputs in {work} ...", file=sys.stderr, flush=True)
+    long = args.only is None or "long" in args.only.split(",")
     tracks = {
         "one": [str(p) for p in args.input] if args.input else [str(make_track(work / f"one-{one_s:g}s.wav", one_s))],
-        "long": [str(make_track(work / f"long-{args.long_minutes:g}min.wav", args.long_minutes * 60, 1))],
-        "mid": [str(make_track(work / f"mid-{args.mid_minutes:g}min.wav", args.mid_minutes * 60, 2))],
-        "short": [str(make_track(work / f"short-{args.short_seconds:g}s" / f"{i:03}.wav", args.short_seconds, 10 + i)) for i in range(n_short)],
+        "long": [str(make_track(work / f"long-{args.long_minutes:g}min.wav", args.long_minutes * 60, 1))] if long else [],
+        "mid": [str(make_track(work / f"mid-{args.mid_minutes:g}min.wav", args.mid_minutes * 60, 2))] if long else [],
+        "short": [str(make_track(work / f"short-{args.short_seconds:g}s" / f"{i:03}.wav", args.short_seconds, 10 + i))
+                  for i in range(n_short if long else 0)],
     }  # fmt: skip
     tracks["one_seconds"] = sum(sf.info(p).duration for p in tracks["one"])
     if args.weights == "random":
@@ -387,7 +469,7 @@ def main() -> None:
     header = [
         f"genreshift speed: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"python {platform.python_version()}",
-        f"models: {weights}; input: {RATE} Hz stereo PCM_16 WAV; device cpu; median of {args.repeats} run(s)",
+        f"models: {weights}; input: {RATE} Hz stereo PCM_16 WAV; device {device_label}; median of {args.repeats} run(s)",
         f"load average before/after: {load[0]:.2f} / {os.getloadavg()[0]:.2f} (other busy processes distort the figures)",
     ]
     print("\n".join(header) + "\n\n" + table(rows))

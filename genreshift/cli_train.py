@@ -30,8 +30,7 @@ class GanLoss(str, Enum):
 
 def _train(run, options):
     """Run a trainer; bad input is one line and exit 1 (printed by rank 0 only under torchrun)."""
-    import os
-
+    from . import distrib
     from .checkpoint import CheckpointError
     from .device import DeviceError
     from .models import ModelError
@@ -39,11 +38,11 @@ def _train(run, options):
     from .training import Interrupted, TrainingError
 
     def fail(message: str, code: int) -> typer.Exit:
-        return _fail(message, code) if os.environ.get("RANK", "0") == "0" else typer.Exit(code)
+        return _fail(message, code) if distrib.is_main() else typer.Exit(code)
 
     try:
         result = run(options)
-        return result if os.environ.get("RANK", "0") == "0" else None
+        return result if distrib.is_main() else None
     except DeviceError as exc:
         raise fail(str(exc), 2) from None
     except (TrainingError, CheckpointError, ModelError, WeightsError) as exc:
@@ -51,7 +50,7 @@ def _train(run, options):
     except (Interrupted, KeyboardInterrupt) as exc:
         from .display import stderr
 
-        if os.environ.get("RANK", "0") == "0":
+        if distrib.is_main():
             stderr.print(str(exc) or "interrupted before training started; nothing saved", markup=False)
         raise typer.Exit(130) from None
 

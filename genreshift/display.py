@@ -71,6 +71,13 @@ class ConvertProgress:
         finally:
             self.progress.stop()
 
+    def show(self, seconds: float, files: int) -> None:
+        """Set the totals outright (rank 0 showing every rank's progress: see shards.py)."""
+        if self.task is None:  # not running: nothing to show
+            return
+        self.files_done = files
+        self.progress.update(self.task, completed=seconds, files=self._files())
+
     def __call__(self, seconds: float, result: TrackResult | None) -> None:
         if self.task is None:  # not running: nothing to show
             return

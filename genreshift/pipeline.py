@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import atomic, audio, chunking, models
+from . import atomic, audio, chunking, distrib, models
 from .audio import AudioError, AudioInfo, Track
 from .batching import BatchQueue, Job, in_parts
 from .config import ChunkConfig, MelConfig
 from .device import resolve_device
+from .shards import take_share
 from .streaming import ArrayAudio, ArraySink, FileSink, Segment, SegmentPlanner, TrackReader, TrackWriter
 
 VOCODER_OVERLAP_FRAMES = 4
@@ -59,6 +60,9 @@ class ConvertOptions:
     segment_seconds: float = 60.0
     # Keep the output's loudness near the input's (loudness.Leveller); off: the models' own level.
     level: bool = True
+    # Convert only a share of the files: ((K, N), ...) is share K of N, then a share of that
+    # (see shards.py). Every process given the same paths computes the same split.
+    shards: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -110,6 +114,10 @@ class _Work:
             self.reader = self.planner = self.writer = None
 
 
+def _duration(planned: "PlannedTrack | TrackResult") -> float:
+    return planned.duration if isinstance(planned, TrackResult) else planned.result.duration
+
+
 ProgressFn = Callable[[float, "TrackResult | None"], None]
 
 
@@ -133,13 +141,14 @@ class Converter:
     def __init__(self, options: ConvertOptions, progress: ProgressFn | None = None):
         self.options = options
         self._progress = progress or (lambda seconds, result: None)
-        self.device = resolve_device(options.device)
+        self.device = distrib.local_device(resolve_device(options.device))  # under torchrun: this rank's GPU
         # Resolve the models now, but fetch weights only when there is something to convert.
         self._source = models.resolve(options.genre, options.model, options.vocoder)
         self.chunk = ChunkConfig(options.chunk_frames, options.overlap)
         self.output_root = options.output or Path("converted") / self.genre
         self._models: _Models | None = None
         self._loading = threading.Lock()
+        self.batch_files: tuple[list[Path], list[Path]] = ([], [])  # set by plan(): (inputs, outputs)
 
     @property
     def source(self) -> models.Source:
@@ -185,18 +194,27 @@ class Converter:
     # -- planning -------------------------------------------------------------------------
 
     def plan(self, paths: list[Path]) -> tuple[list[PlannedTrack], list[TrackResult], list[str]]:
-        """Find tracks and decide each output; returns (to convert, failed or skipped, problems)."""
+        """Find tracks and decide each output; returns (to convert, failed or skipped, problems).
+
+        With ``options.shards``, only this share's tracks: all are planned first, so an output
+        clash is found whichever share holds the other file, and the split does not depend on
+        which outputs exist yet (a resumed share is the same share)."""
         tracks, problems = audio.find_tracks(paths, exclude=self.output_root)
         inputs = {t.path.resolve() for t in tracks}
         claimed: dict[Path, Path] = {}
-        todo, done = [], []
+        every: list[PlannedTrack | TrackResult] = []
         for track in tracks:
             try:
-                planned = self._plan_one(track, inputs, claimed)
+                every.append(self._plan_one(track, inputs, claimed))
             except AudioError as exc:
-                done.append(TrackResult(track.path, None, 0.0, status="failed", message=str(exc)))
-                continue
-            if self.options.skip_existing and planned.output.exists():
+                every.append(TrackResult(track.path, None, 0.0, status="failed", message=str(exc)))
+        # every share's inputs and outputs, which --report may overwrite in no share
+        self.batch_files = ([t.path for t in tracks], [x.output for x in every if x.output is not None])
+        todo, done = [], []
+        for planned in take_share(every, _duration, self.options.shards):
+            if isinstance(planned, TrackResult):
+                done.append(planned)
+            elif self.options.skip_existing and planned.output.exists():
                 planned.result.status, planned.result.message = "skipped", "output exists"
                 done.append(planned.result)
             else:

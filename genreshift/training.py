@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import checkpoint, interrupts
+from . import checkpoint, distrib, interrupts
 from .checkpoint import Checkpoint, CheckpointError
 from .device import resolve_device
 from .errors import short_reason
@@ -64,29 +64,16 @@ class Env:
 @contextlib.contextmanager
 def session(device_spec: str) -> Iterator[Env]:
     """Join the process group when started by torchrun (gloo on CPU, nccl on CUDA)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     device = resolve_device(device_spec)
     with interrupts.term_as_interrupt():
-        if world <= 1:
+        if distrib.world_size() <= 1:
             yield Env(device)
             return
-        with _process_group(device, world) as env:
-            yield env
-
-
-@contextlib.contextmanager
-def _process_group(device: torch.device, world: int) -> Iterator[Env]:
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        device = torch.device("cuda", local)
-        torch.cuda.set_device(device)
-    elif device.type != "cpu":
-        raise TrainingError(f"torchrun runs need --device cpu or cuda, not {device.type}")
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        yield Env(device, rank, world)
-    finally:
-        dist.destroy_process_group()
+        if device.type not in {"cpu", "cuda"}:
+            raise TrainingError(f"torchrun runs need --device cpu or cuda, not {device.type}")
+        device = distrib.local_device(device)
+        with distrib.process_group("nccl" if device.type == "cuda" else "gloo"):
+            yield Env(device, distrib.rank(), distrib.world_size())
 
 
 def wrap(module: nn.Module, env: Env) -> nn.Module:
@@ -124,7 +111,7 @@ def writable_dir(path: Path, what: str) -> Path:
 
     Only rank 0 writes: under torchrun the other ranks leave the folder to it (if rank 0
     fails here, torchrun stops the whole job)."""
-    if os.environ.get("RANK", "0") != "0":
+    if not distrib.is_main():
         return path
     if path.exists() and not path.is_dir():
         raise TrainingError(f"{path}: {what} is a file, not a folder; choose another path")
@@ -146,7 +133,7 @@ def cleared_on_failure(folder: Path) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if not existed and os.environ.get("RANK", "0") == "0":
+        if not existed and distrib.is_main():
             for dirpath, _dirs, _files in os.walk(folder, topdown=False):
                 with contextlib.suppress(OSError):
                     os.rmdir(dirpath)  # fails, and keeps the folder, if anything is in it

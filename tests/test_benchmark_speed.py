@@ -15,14 +15,16 @@ SCRIPT = Path(__file__).parents[1] / "benchmarks" / "speed.py"
 def test_speed_benchmark_quick(tmp_path):
     out = tmp_path / "speed.json"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--only", "long,stages", "--workdir", str(tmp_path), "--json", str(out)],
+        [sys.executable, str(SCRIPT), "--quick", "--only", "long,stages", "--batches", "8,16", "--workdir", str(tmp_path),
+         "--json", str(out)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| group | configuration |" in proc.stdout and "RANDOM weights" in proc.stdout
     rows = json.loads(out.read_text())["rows"]
     names = {r["name"] for r in rows}
-    assert {"decode", "mel", "translate", "vocode fast", "encode"} <= names
+    assert {"decode", "mel", "encode"} | {f"{s}, batch {b}" for s in ("translate", "vocode fast") for b in (8, 16)} <= names
+    assert "device cpu" in proc.stdout and "peak GPU" not in proc.stdout
     assert any(n.startswith("4 x 3 s") for n in names)
     for r in rows:
         assert r["rss_mb"] > 50 and (r["spec"]["op"] == "idle" or r["wall_s"] > 0)

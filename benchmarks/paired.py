@@ -38,7 +38,7 @@ import paired_data  # noqa: E402
 
 from genreshift import checkpoint, chunking  # noqa: E402
 from genreshift.config import ChunkConfig, MelConfig  # noqa: E402
-from genreshift.finetune_losses import paired_colour  # noqa: E402
+from genreshift.train.finetune_losses import paired_colour  # noqa: E402
 from genreshift.translator import MEL_CENTER  # noqa: E402
 from genreshift.mel import log_mel  # noqa: E402
 

@@ -35,7 +35,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from genreshift import ConvertOptions, Converter, models
+from genreshift import ConvertOptions, Converter, pretrained
 from genreshift.config import MelConfig
 from genreshift.mel import log_mel
 
@@ -213,7 +213,7 @@ def _met(ok: bool) -> str:
 def parse_translators(specs: list[str], corpus_genres: list[str]) -> dict[str, str | None]:
     """``GENRE=PATH`` options -> {genre: path}; none given: every released genre of the corpus."""
     if not specs:
-        return {g: None for g in corpus_genres if g in models.known_genres()}
+        return {g: None for g in corpus_genres if g in pretrained.known_genres()}
     out: dict[str, str | None] = {}
     for spec in specs:
         genre, sep, path = spec.partition("=")

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from genreshift import models, registry
+from genreshift import pretrained, registry
 from genreshift.config import MelConfig
 from genreshift.mel import log_mel
 
@@ -91,7 +91,7 @@ def available_vocoders() -> dict[str, torch.nn.Module]:
     nets: dict[str, torch.nn.Module] = {}
     for entry in registry.registry_entries():
         if entry.kind == "vocoder":
-            ckpt = models.load_checkpoint(registry.fetch(entry), "vocoder")
+            ckpt = pretrained.load_checkpoint(registry.fetch(entry), "vocoder")
             nets[entry.model] = ckpt.build()
             cfg = ckpt.config
             if ckpt.arch == "fast" and (cfg.refine_iters or cfg.mel_iters):

@@ -16,12 +16,8 @@ import torch
 import torchaudio
 
 from .atomic import replacing
-from .errors import short_reason, write_reason
+from .errors import AudioError, short_reason, write_reason
 from .loudness import soft_limit
-
-
-class AudioError(Exception):
-    """A track that cannot be read or written; the message names the file and the reason."""
 
 
 # File endings libsndfile may decode; the real check is sf.info() on the file itself.

@@ -22,7 +22,7 @@ from torch import nn
 
 from . import melgan_neurips
 from .atomic import replacing
-from .errors import short_reason
+from .errors import CheckpointError, short_reason
 from .config import MelConfig, TranslatorConfig, from_dict, to_dict
 from .translator import Generator
 from .vocoder import VOCODERS
@@ -39,10 +39,6 @@ ARCHS: dict[tuple[str, str], type] = {
 # Bounds on the mel settings a checkpoint may ask for: far above any real front-end, far
 # below sizes whose filter banks and STFTs would not fit in memory.
 MAX_N_FFT, MAX_N_MELS = 1 << 16, 1024
-
-
-class CheckpointError(Exception):
-    """A weights file that cannot be used; the message names the file and the reason."""
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """``genreshift convert``: parse the options, then plan, convert and report through the
-library, in one process or as one rank of a torchrun job. Registered on the main app by
-``cli.py``; heavy imports happen inside the command."""
+library, in one process or as one rank of a torchrun job. A plain function that ``cli.py``
+registers; heavy imports happen inside the command."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import BatchSize, Device, Quiet, _fail, _finite, _vocoder_help, app
+from .cli_options import BatchSize, Device, Quiet, fail, finite, vocoder_help
 
 
 class OutputFormat(str, Enum):
@@ -22,7 +22,6 @@ class OutputFormat(str, Enum):
     ogg = "ogg"
 
 
-@app.command()
 def convert(
     paths: Annotated[list[Path], typer.Argument(help="Audio files and/or folders (searched recursively).")],
     to: Annotated[Optional[str], typer.Option("--to", "-t", help="Target genre (see `genreshift genres`).")] = None,
@@ -30,7 +29,7 @@ def convert(
         Optional[Path], typer.Option("--output", "-o", help="Output folder (default: converted/<genre>).")
     ] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="A translator checkpoint file to use.")] = None,
-    vocoder: Annotated[str, typer.Option(help=_vocoder_help())] = "auto",
+    vocoder: Annotated[str, typer.Option(help=vocoder_help())] = "auto",
     device: Device = "auto",
     batch_size: BatchSize = 16,
     chunk_frames: Annotated[int, typer.Option(min=8, max=4096, help="Mel frames per translator window.")] = 128,
@@ -49,7 +48,7 @@ def convert(
     ] = None,
     segment_seconds: Annotated[
         float,
-        typer.Option(min=1.0, max=3600.0, callback=_finite,
+        typer.Option(min=1.0, max=3600.0, callback=finite,
                      help="Audio converted at a time: bounds memory, whatever the track's length."),
     ] = 60.0,
     level: Annotated[
@@ -91,10 +90,8 @@ def convert(
 
 def _convert(paths: list[Path], dry_run: bool, quiet: bool, report: Path | None, options) -> int:
     from . import Converter, distrib, interrupts
-    from .device import DeviceError
     from .display import ConvertProgress, note
-    from .models import ModelError, UnknownGenreError
-    from .registry import WeightsError
+    from .errors import GenreshiftError
     from .shards import RankProgress
 
     # Under torchrun every rank counts its progress into rank 0's bar; only rank 0 has one.
@@ -102,10 +99,8 @@ def _convert(paths: list[Path], dry_run: bool, quiet: bool, report: Path | None,
     progress = bar if distrib.world_size() == 1 else RankProgress(bar)
     try:
         converter = Converter(options, progress)
-    except (UnknownGenreError, DeviceError) as exc:
-        raise _fail(str(exc), 2) from None
-    except (ModelError, WeightsError) as exc:
-        raise _fail(str(exc)) from None
+    except GenreshiftError as exc:
+        raise fail(str(exc), exc.exit_code) from None
     if converter.device.type == "cpu":
         distrib.share_cpu_threads()  # torchrun's ranks on one machine share its cores
     if converter.source.note and not quiet and distrib.is_main():
@@ -114,8 +109,8 @@ def _convert(paths: list[Path], dry_run: bool, quiet: bool, report: Path | None,
     try:
         with interrupts.term_as_interrupt(signals):
             return _run_convert(converter, progress, bar, paths, dry_run, quiet, report)
-    except (ModelError, WeightsError) as exc:
-        raise _fail(str(exc)) from None
+    except GenreshiftError as exc:
+        raise fail(str(exc), exc.exit_code) from None
     except KeyboardInterrupt:
         raise _interrupted(signals[0] if signals else None) from None
 
@@ -213,7 +208,7 @@ def _check_report_path(path: Path, inputs: list[Path], outputs: list[Path]) -> N
 
     problem = report_path_problem(path, inputs, outputs)
     if problem:
-        raise _fail(f"--report {path}: {problem}", 2)
+        raise fail(f"--report {path}: {problem}", 2)
 
 
 def _check_report_extra() -> None:

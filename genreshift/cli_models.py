@@ -1,5 +1,5 @@
-"""``genreshift models``: list, download, check and remove model weights. Registered on the
-main app by ``cli.py``; heavy imports happen inside the commands."""
+"""``genreshift models``: list, download, check and remove model weights. ``cli.py`` adds
+this sub-app; heavy imports happen inside the commands."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import _fail, app
+from .cli_options import fail
 
 models_app = typer.Typer(help="List, download, check and remove model weights.", no_args_is_help=True)
-app.add_typer(models_app, name="models")
 
 
 @models_app.command("list")
@@ -35,7 +34,7 @@ def _entry(name: str):
     entry = registry.find_entry(name)
     if entry is None:
         names = ", ".join(e.model for e in registry.registry_entries()) or "none"
-        raise _fail(f"unknown model '{name}'; released models: {names}", 2)
+        raise fail(f"unknown model '{name}'; released models: {names}", 2)
     return entry
 
 
@@ -49,13 +48,13 @@ def models_pull(
 
     entries = registry.registry_entries() if all_ else [_entry(n) for n in names or []]
     if not entries:
-        raise _fail("name a model, or use --all", 2)
+        raise fail("name a model, or use --all", 2)
     failed = 0
     for e in entries:
         try:
             typer.echo(f"{e.model}: {registry.fetch(e)}")
         except registry.WeightsError as exc:
-            _fail(str(exc))
+            fail(str(exc))
             failed += 1
     raise typer.Exit(1 if failed else 0)
 
@@ -68,7 +67,7 @@ def models_path(name: Annotated[str, typer.Argument(help="Model name.")]) -> Non
     try:
         typer.echo(str(registry.fetch(_entry(name), progress=False)))
     except registry.WeightsError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @models_app.command("verify")
@@ -83,7 +82,7 @@ def models_verify(names: Annotated[Optional[list[str]], typer.Argument(help="Mod
         typer.echo(f"{e.model:12} {state}")
         bad += state == "corrupt"
     if bad:
-        raise _fail(f"{bad} cached file(s) fail their sha256; `genreshift models pull` fetches them again")
+        raise fail(f"{bad} cached file(s) fail their sha256; `genreshift models pull` fetches them again")
 
 
 @models_app.command("rm")

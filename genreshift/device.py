@@ -6,9 +6,7 @@ import contextlib
 
 import torch
 
-
-class DeviceError(Exception):
-    pass
+from .errors import DeviceError
 
 
 def resolve_device(spec: str = "auto") -> torch.device:

@@ -86,8 +86,12 @@ class ConvertProgress:
         if result is not None:  # the pipeline has counted every second of it by now
             self.files_done += 1
             if result.status == "failed":
-                error(result.message)
+                self.failed(result)
             self.progress.update(self.task, files=self._files())
+
+    def failed(self, result: TrackResult) -> None:
+        """The one error line of a failed file (under torchrun also of another rank's)."""
+        error(result.message)
 
 
 def summary_table(results: list[TrackResult]) -> Table:

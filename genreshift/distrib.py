@@ -41,7 +41,7 @@ def local_device(device):
     current so NCCL and new tensors use it. Any other device, or a single process: unchanged."""
     import torch
 
-    from .device import DeviceError
+    from .errors import DeviceError
 
     if world_size() <= 1 or device.type != "cuda":
         return device

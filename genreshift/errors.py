@@ -1,4 +1,10 @@
-"""Turning a library's exception into the short reason that ends a one-line error."""
+"""genreshift's exceptions, all children of ``GenreshiftError``, and the short reason that
+ends a one-line error.
+
+Each class carries the exit code the CLI gives it (as librosa's ``LibrosaError`` roots its
+errors), so a command needs one ``except GenreshiftError``. The message is always one line
+that names the file or option and says what to do.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,57 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+
+class GenreshiftError(Exception):
+    """Root of every error genreshift raises on purpose; ``exit_code`` is the CLI's."""
+
+    exit_code = 1
+
+
+class AudioError(GenreshiftError):
+    """A track that cannot be read or written; the message names the file and the reason."""
+
+
+class CheckpointError(GenreshiftError):
+    """A weights file that cannot be used; the message names the file and the reason."""
+
+
+class WeightsError(GenreshiftError):
+    """Weights that cannot be found or trusted; the message says what to do."""
+
+
+class ModelError(GenreshiftError):
+    """A model that cannot be found or used; the message says why and what to do."""
+
+
+class UnknownGenreError(ModelError):
+    """--to names no installed or released genre (a usage error)."""
+
+    exit_code = 2
+
+
+class DeviceError(GenreshiftError):
+    """A device that does not exist here, or that this run cannot use (a usage error)."""
+
+    exit_code = 2
+
+
+class TrainingError(GenreshiftError):
+    """Bad input or state of a training run; the message is one line that says what to do."""
+
+
+class Interrupted(GenreshiftError):
+    """Ctrl-C during training: a checkpoint was saved; the message says where and how to continue."""
+
+    exit_code = 130
+
+    def __init__(self, step: int, saved: Path, forced: bool = False):
+        if forced:  # a second Ctrl-C stopped a step halfway: its state is not saved
+            where = f"{saved} holds step {step}" if step > 0 else "nothing was saved"
+            super().__init__(f"stopped at once by a second interrupt; {where}; continue with --resume")
+        else:
+            super().__init__(f"interrupted at step {step}; saved {saved}; continue with --resume")
 
 
 def short_reason(exc: BaseException, last_line: bool = False) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import atomic, audio, chunking, distrib, models
+from . import atomic, audio, chunking, distrib, pretrained
 from .audio import AudioError, AudioInfo, Track
 from .batching import BatchQueue, Job, in_parts
 from .config import ChunkConfig, MelConfig
@@ -133,7 +133,7 @@ class Converter:
     paths (``convert``) or clips in memory (``convert_audio``).
 
     ``progress(seconds, result)`` is told of audio seconds vocoded and of each finished
-    track (``result``; None otherwise). Raises ``models.ModelError`` (``UnknownGenreError``
+    track (``result``; None otherwise). Raises ``pretrained.ModelError`` (``UnknownGenreError``
     for a usage error), ``device.DeviceError`` or ``registry.WeightsError`` when the options
     cannot work.
     """
@@ -143,7 +143,7 @@ class Converter:
         self._progress = progress or (lambda seconds, result: None)
         self.device = distrib.local_device(resolve_device(options.device))  # under torchrun: this rank's GPU
         # Resolve the models now, but fetch weights only when there is something to convert.
-        self._source = models.resolve(options.genre, options.model, options.vocoder)
+        self._source = pretrained.resolve(options.genre, options.model, options.vocoder)
         self.chunk = ChunkConfig(options.chunk_frames, options.overlap)
         self.output_root = options.output or Path("converted") / self.genre
         self._models: _Models | None = None
@@ -151,7 +151,7 @@ class Converter:
         self.batch_files: tuple[list[Path], list[Path]] = ([], [])  # set by plan(): (inputs, outputs)
 
     @property
-    def source(self) -> models.Source:
+    def source(self) -> pretrained.Source:
         """Where the models come from: genre, translator, vocoder, and a fallback note."""
         return self._source
 
@@ -186,9 +186,9 @@ class Converter:
     def _loaded(self) -> _Models:
         with self._loading:
             if self._models is None:
-                ckpt = models.load_translator(self._source)
-                vocoder = models.load_vocoder(self._source, ckpt.mel, self.device)
-                self._models = _Models(models.build(ckpt, self.device, self._source.translator), vocoder, ckpt.mel)
+                ckpt = pretrained.load_translator(self._source)
+                vocoder = pretrained.load_vocoder(self._source, ckpt.mel, self.device)
+                self._models = _Models(pretrained.build(ckpt, self.device, self._source.translator), vocoder, ckpt.mel)
             return self._models
 
     # -- planning -------------------------------------------------------------------------

@@ -25,13 +25,9 @@ from importlib import resources
 from pathlib import Path
 
 from .atomic import replacing
-from .errors import short_reason
+from .errors import WeightsError, short_reason
 
 DEFAULT_BASE_URL = "https://github.com/genreshift/genreshift-weights/releases/download/v1/"
-
-
-class WeightsError(Exception):
-    """Weights that cannot be found or trusted; the message says what to do."""
 
 
 @dataclass(frozen=True)

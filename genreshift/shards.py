@@ -80,9 +80,7 @@ class RankProgress:
         if result is not None:
             self.store.add("files", 1)
             if self.bar is not None and result.status == "failed":
-                from .display import error
-
-                error(result.message)
+                self.bar.failed(result)
         self.tick()
 
     def tick(self, force: bool = False) -> None:

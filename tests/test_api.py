@@ -16,7 +16,7 @@ import torch
 from typer.testing import CliRunner
 
 import genreshift
-from genreshift import ConvertOptions, Converter, checkpoint, convert_audio, models, registry
+from genreshift import ConvertOptions, Converter, checkpoint, convert_audio, pretrained, registry
 from genreshift.audio import AudioError
 from genreshift.cli import app
 from helpers import tiny_translator, write_tone
@@ -83,9 +83,9 @@ def test_convert_audio_refuses_bad_input_in_one_line(served):
 
 def test_models_resolve_at_once_and_load_once_on_first_use(served, monkeypatch):
     reads, loads = [], []
-    entries, load = registry.registry_entries, models.load_translator
+    entries, load = registry.registry_entries, pretrained.load_translator
     monkeypatch.setattr(registry, "registry_entries", lambda: reads.append(1) or entries())
-    monkeypatch.setattr(models, "load_translator", lambda source: loads.append(1) or load(source))
+    monkeypatch.setattr(pretrained, "load_translator", lambda source: loads.append(1) or load(source))
     conv = Converter(ConvertOptions(genre="rock", device="cpu"))
     assert conv.genre == "rock" and conv.source.vocoder == "fast" and conv.source.note == ""
     assert served.requests == [] and loads == []  # nothing fetched to resolve
@@ -137,8 +137,8 @@ def test_a_vocoder_spec_is_a_path_only_if_it_says_so(served, tmp_path, monkeypat
     Path("fast").write_bytes(b"not a checkpoint")
     conv = Converter(ConvertOptions(genre="rock", vocoder="fast"))
     assert conv.source.vocoder_entry is not None and conv.source.vocoder_entry.model == "fast"
-    assert [models.is_path(s) for s in ["fast", "v.pt", "runs/v", "runs\\v"]] == [False, True, True, True]
-    with pytest.raises(models.ModelError, match="unknown vocoder 'hifigan'"):
+    assert [pretrained.is_path(s) for s in ["fast", "v.pt", "runs/v", "runs\\v"]] == [False, True, True, True]
+    with pytest.raises(pretrained.ModelError, match="unknown vocoder 'hifigan'"):
         Converter(ConvertOptions(genre="rock", vocoder="hifigan"))
 
 

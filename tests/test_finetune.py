@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from genreshift import checkpoint
 from genreshift.cli import app
 from genreshift.config import TranslatorConfig
-from genreshift.finetune_losses import join_parts, margin_loss, split_parts, travel_loss
+from genreshift.train.finetune_losses import join_parts, margin_loss, split_parts, travel_loss
 from helpers import write_tone
 
 runner = CliRunner()
@@ -174,7 +174,7 @@ def test_tiny_config_matches_helpers():
 
 
 def test_new_translators_name_the_vocoder_the_release_uses(tmp_path, monkeypatch):
-    from genreshift.finetune import _released_vocoder
+    from genreshift.train.finetune import _released_vocoder
 
     reg = tmp_path / "r.json"
     row = {"file": "x.pt", "sha256": "0" * 64, "size": 1}
@@ -193,7 +193,7 @@ def test_new_translators_name_the_vocoder_the_release_uses(tmp_path, monkeypatch
 def test_resume_after_ctrl_c_in_the_middle_of_a_step_is_exact(folders, tmp_path, monkeypatch):
     import signal
 
-    from genreshift import finetune as ft
+    from genreshift.train import finetune as ft
 
     assert finetune(folders, "a", "--steps", "5", "-q").exit_code == 0
     real = ft._train_step

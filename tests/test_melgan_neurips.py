@@ -12,7 +12,8 @@ import torch
 from typer.testing import CliRunner
 
 from genreshift import checkpoint
-from genreshift.cli import _vocoder_help, app
+from genreshift.cli import app
+from genreshift.cli_options import vocoder_help
 from genreshift.config import MelConfig, MelGANConfig
 from genreshift.vocoder import MelGAN
 from helpers import registry_row, write_tone
@@ -106,7 +107,7 @@ def _listed(text: str) -> list[str]:
 
 
 def test_help_lists_only_released_vocoders(tmp_path, monkeypatch):
-    assert _listed(_vocoder_help()) == ["auto", "fast", "griffinlim"]  # the bundled registry
+    assert _listed(vocoder_help()) == ["auto", "fast", "griffinlim"]  # the bundled registry
     weights = tmp_path / "w"
     weights.mkdir()
     checkpoint.save(checkpoint.Checkpoint("vocoder", "melgan", SMALL, MelConfig(), MelGAN(SMALL).state_dict()),
@@ -114,14 +115,14 @@ def test_help_lists_only_released_vocoders(tmp_path, monkeypatch):
     rows = [registry_row(weights / "melgan-v9.pt", "melgan", "vocoder")]
     (weights / "registry.json").write_text(json.dumps({"version": 1, "files": rows}))
     monkeypatch.setenv("GENRESHIFT_REGISTRY", str(weights / "registry.json"))
-    assert _listed(_vocoder_help()) == ["auto", "melgan", "griffinlim"]
+    assert _listed(vocoder_help()) == ["auto", "melgan", "griffinlim"]
 
 
 def test_usage_doc_lists_what_the_help_lists():
     doc = (Path(__file__).parents[1] / "docs" / "usage.md").read_text()
     row = next(line for line in doc.splitlines() if line.startswith("| `--vocoder"))
     named = re.findall(r"`([a-z]+)`", row.split("|")[3].split(", or")[0])
-    assert named == _listed(_vocoder_help())
+    assert named == _listed(vocoder_help())
 
 
 @pytest.mark.usefixtures("one_thread")

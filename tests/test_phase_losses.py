@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from genreshift.phase_losses import anti_wrap, consistency_loss, phase_losses
+from genreshift.train.phase_losses import anti_wrap, consistency_loss, phase_losses
 from genreshift.vocoder import FastVocoder
 from helpers import TINY_FAST
 

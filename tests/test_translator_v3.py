@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from genreshift import checkpoint
 from genreshift.cli import app
-from genreshift.config import TranslatorConfig, finetune_recipe, new_translator
-from genreshift.finetune_losses import content_loss, fine_structure, mean_colour, paired_colour
+from genreshift.config import TranslatorConfig
+from genreshift.train.config import finetune_recipe, new_translator
+from genreshift.train.finetune_losses import content_loss, fine_structure, mean_colour, paired_colour
 from genreshift.translator import MEL_CENTER, Generator, interpolation
 from helpers import write_tone
 

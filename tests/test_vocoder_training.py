@@ -14,10 +14,11 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from genreshift import checkpoint, training, training_samples
+from genreshift import checkpoint
+from genreshift.train import loop, samples
 from genreshift.cli import app
 from genreshift.config import MelConfig
-from genreshift.training_data import Clip, Crops, load_clips
+from genreshift.train.data import Clip, Crops, load_clips
 from genreshift.vocoder import FastVocoder
 from helpers import TINY_FAST, write_tone
 
@@ -88,7 +89,7 @@ def test_resume_continues_exactly(music, tmp_path):
 
 
 def test_ctrl_c_saves_then_exits(music, tmp_path, monkeypatch):
-    from genreshift import vocoder_training
+    from genreshift.train import vocoder as vocoder_training
 
     real_step = vocoder_training._train_step
 
@@ -176,7 +177,7 @@ def test_crops_skip_silence_and_hold_out_validation():
 
 
 def test_crops_refuse_too_little_audio():
-    with pytest.raises(training.TrainingError, match="less than one training window"):
+    with pytest.raises(loop.TrainingError, match="less than one training window"):
         Crops([_clip([-20.0] * 10)], 20, 1, 2, 0, 0, -60, "tiny", 0.01)
 
 
@@ -192,7 +193,8 @@ def test_mel_cache_is_reused(music, tmp_path):
 
 
 def test_long_tracks_get_the_same_mel_in_blocks(monkeypatch):
-    from genreshift import mel, training_data
+    from genreshift import mel
+    from genreshift.train import data as training_data
 
     wave = torch.randn(256 * 300) * 0.1
     whole = mel.log_mel(wave, MelConfig())
@@ -201,7 +203,7 @@ def test_long_tracks_get_the_same_mel_in_blocks(monkeypatch):
 
 
 def test_spectrogram_png_is_valid():
-    png = training_samples.spectrogram_png([np.full((80, 50), -5.0), np.full((80, 50), 1.5)])
+    png = samples.spectrogram_png([np.full((80, 50), -5.0), np.full((80, 50), 1.5)])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert (width, height) == (50, 162)
@@ -248,7 +250,7 @@ def test_init_from_a_v1_vocoder_keeps_it_v1_but_may_change_refinement(music, tmp
 
 
 def test_magnitude_loss_is_zero_only_for_the_input_magnitude():
-    from genreshift.vocoder_training import magnitude_loss
+    from genreshift.train.vocoder import magnitude_loss
 
     target = torch.rand(2, 513, 10) + 0.1
     assert float(magnitude_loss(target, target)) == 0

@@ -1,10 +1,11 @@
-"""What every training run shares: torchrun/DDP, the run folder, checkpoints that resume
-exactly, and the loop itself (``train_loop``: step, evaluate, save, Ctrl-C).
+"""What both trainers share: the torchrun session and DDP wrapping, the run folder,
+checkpoints that resume exactly, and the loop itself (``train_loop``: step, evaluate, save,
+Ctrl-C).
 
-``finetune.py`` and ``vocoder_training.py`` each give that loop their own training step,
-evaluation and checkpoint (nanoGPT style: a step reads in one sitting). The data side (mel
-cache, crops) lives in ``training_data.py``, the progress bar and log in
-``training_progress.py``, the samples written at evaluations in ``training_samples.py``.
+``finetune.py`` and ``vocoder.py`` give that one loop their own training step, evaluation
+and checkpoint, each a function that reads in one sitting (nanoGPT style). The data side
+(mel cache, crops) lives in ``data.py``, the progress bar and log in ``progress.py``, the
+samples written at evaluations in ``samples.py``.
 """
 
 from __future__ import annotations
@@ -21,26 +22,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import checkpoint, distrib, interrupts
-from .checkpoint import Checkpoint, CheckpointError
-from .device import resolve_device
-from .errors import short_reason
-from .training_progress import Progress
-
-
-class TrainingError(Exception):
-    """Bad input or state; the message is one line that says what to do."""
-
-
-class Interrupted(Exception):
-    """Ctrl-C: a checkpoint was saved; the message says where and how to continue."""
-
-    def __init__(self, step: int, saved: Path, forced: bool = False):
-        if forced:  # a second Ctrl-C stopped a step halfway: its state is not saved
-            where = f"{saved} holds step {step}" if step > 0 else "nothing was saved"
-            super().__init__(f"stopped at once by a second interrupt; {where}; continue with --resume")
-        else:
-            super().__init__(f"interrupted at step {step}; saved {saved}; continue with --resume")
+from .. import checkpoint, distrib, interrupts
+from ..checkpoint import Checkpoint
+from ..device import resolve_device
+from ..errors import CheckpointError, Interrupted, TrainingError, short_reason
+from .progress import Progress
 
 
 # -- torchrun / DistributedDataParallel ----------------------------------------------------
@@ -248,7 +234,7 @@ def train_loop(title: str, tc: Any, env: "Env", run_dir: Path, quiet: bool, tall
     time in this session), evaluate on rank 0 every ``tc.eval_every``, save every
     ``tc.save_every``, and save before leaving on Ctrl-C (after the step under way: see
     ``interrupts.stop_between_steps``)."""
-    progress = Progress(title, tc.steps, tally.step, env, run_dir, quiet, tc.log_every)
+    progress = Progress(title, tc.steps, tally.step, env.is_main, run_dir, quiet, tc.log_every)
     out_of_time = deadline(tc.max_minutes, env)
     evaluated = -1
     first = tally.step  # what last.pt holds when this session has saved nothing yet

@@ -1,6 +1,6 @@
-"""The training commands of ``genreshift`` (``train-vocoder``, ``finetune``): thin wrappers
-that parse options and call ``vocoder_training.run`` / ``finetune.run``. Registered on the
-main app by ``cli.py``; heavy imports happen inside the commands."""
+"""The training commands of ``genreshift`` (``train-vocoder``, ``finetune``): plain functions
+that parse options and call ``train.vocoder.run`` / ``train.finetune.run``; ``cli.py``
+registers them. Heavy imports happen inside the commands."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import Device, Quiet, _fail, app
+from ..cli_options import Device, Quiet, fail
+
 
 class VocoderArch(str, Enum):
     fast = "fast"
@@ -29,30 +30,22 @@ class GanLoss(str, Enum):
 
 
 def _train(run, options):
-    """Run a trainer; bad input is one line and exit 1 (printed by rank 0 only under torchrun)."""
-    from . import distrib
-    from .checkpoint import CheckpointError
-    from .device import DeviceError
-    from .models import ModelError
-    from .registry import WeightsError
-    from .training import Interrupted, TrainingError
-
-    def fail(message: str, code: int) -> typer.Exit:
-        return _fail(message, code) if distrib.is_main() else typer.Exit(code)
+    """Run a trainer; bad input is one line and its error's exit code (printed by rank 0 only
+    under torchrun), Ctrl-C or SIGTERM says what was saved and exits 130."""
+    from .. import distrib
+    from ..errors import GenreshiftError, Interrupted
 
     try:
         result = run(options)
         return result if distrib.is_main() else None
-    except DeviceError as exc:
-        raise fail(str(exc), 2) from None
-    except (TrainingError, CheckpointError, ModelError, WeightsError) as exc:
-        raise fail(str(exc), 1) from None
     except (Interrupted, KeyboardInterrupt) as exc:
-        from .display import stderr
+        from ..display import stderr
 
         if distrib.is_main():
             stderr.print(str(exc) or "interrupted before training started; nothing saved", markup=False)
         raise typer.Exit(130) from None
+    except GenreshiftError as exc:
+        raise fail(str(exc), exc.exit_code) from None
 
 
 Steps = Annotated[int, typer.Option(min=1, help="Train until this step (a resumed run continues to it).")]
@@ -79,7 +72,6 @@ CacheDir = Annotated[
 ]
 
 
-@app.command("train-vocoder")
 def train_vocoder(
     audio: Annotated[list[Path], typer.Option("--audio", help="Folder or file of music; repeat for more.")],
     arch: Annotated[VocoderArch, typer.Option(help="fast (Vocos-style, ends in an iSTFT) or melgan.")],
@@ -139,7 +131,7 @@ def train_vocoder(
 ) -> None:
     """Train a vocoder (log-mel -> audio) on your music; resumable, runs under torchrun."""
     from .config import TrainConfig, VocoderLossWeights, VocoderTrainConfig
-    from .vocoder_training import VocoderTrainOptions, run
+    from .vocoder import VocoderTrainOptions, run
 
     sizes = dict(dim=dim, intermediate_dim=intermediate_dim, n_blocks=n_blocks, ngf=ngf)
     sizes.update(magnitude_prior=magnitude_prior, refine_iters=refine_iters, mel_iters=mel_iters)
@@ -157,7 +149,7 @@ def train_vocoder(
     )  # fmt: skip
     result = _train(run, options)
     if result is not None and not quiet:
-        from .display import stdout
+        from ..display import stdout
 
         figures = ", ".join(f"{k} {v:.4f}" for k, v in result.val.items())
         stdout.print(f"step {result.step}: {figures}", markup=False)
@@ -165,7 +157,6 @@ def train_vocoder(
         stdout.print(f"vocoder saved to {result.export} (use: {use})", markup=False)
 
 
-@app.command()
 def finetune(
     source: Annotated[Path, typer.Option(help="Folder of music to convert from.")],
     target: Annotated[Path, typer.Option(help="Folder of music in the style to learn.")],
@@ -246,7 +237,7 @@ def finetune(
     )  # fmt: skip
     result = _train(run, options)
     if result is not None and not quiet:
-        from .display import stdout
+        from ..display import stdout
 
         stdout.print(f"step {result.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.val.items()), markup=False)
         use = f"--to {name}" if result.in_user_models else f"--model {result.model}"

@@ -14,22 +14,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import __version__, training, training_progress, training_samples
-from .checkpoint import Checkpoint
-from .config import (
-    FastVocoderConfig,
-    MelConfig,
-    MelGANConfig,
-    TrainConfig,
-    VocoderLossWeights,
-    VocoderTrainConfig,
-    to_dict,
-)
+from .. import __version__
+from . import loop, progress, samples
+from ..checkpoint import Checkpoint
+from ..config import FastVocoderConfig, MelConfig, MelGANConfig, to_dict
+from .config import TrainConfig, VocoderLossWeights, VocoderTrainConfig
 from .discriminators import Discriminators, d_loss, feature_loss, g_loss, halves
-from .mel import log_mel
+from ..mel import log_mel
 from .phase_losses import consistency_loss, phase_losses
-from .training_data import Crops, crops_from
-from .vocoder import VOCODERS
+from .data import Crops, crops_from
+from .progress import Progress
+from ..vocoder import VOCODERS
 
 ARCHS = {arch: (cls.config_class, cls) for arch, cls in VOCODERS.items() if cls.has_weights}
 # A new fast vocoder (not --init or --resume) gets the v2 settings unless told otherwise.
@@ -95,30 +90,30 @@ def magnitude_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 def _check(opts: VocoderTrainOptions) -> None:
     if opts.arch not in ARCHS:
-        raise training.TrainingError(f"unknown --arch '{opts.arch}' (use fast or melgan)")
+        raise loop.TrainingError(f"unknown --arch '{opts.arch}' (use fast or melgan)")
     cls = ARCHS[opts.arch][0]
     given = {k for k, v in opts.overrides.items() if v is not None}
     other = given - set(cls.__dataclass_fields__) - {"disc", "disc_channels"}
     if other:
-        raise training.TrainingError(f"{', '.join(sorted(other))} do(es) not apply to --arch {opts.arch}")
+        raise loop.TrainingError(f"{', '.join(sorted(other))} do(es) not apply to --arch {opts.arch}")
     w = opts.weights
     if opts.arch != "fast" and (w.phase_ip or w.phase_gd or w.phase_iaf or w.consistency):
-        raise training.TrainingError("the phase and consistency losses apply to --arch fast only")
+        raise loop.TrainingError("the phase and consistency losses apply to --arch fast only")
     if opts.hparams.segment_frames * MelConfig().hop_length <= STFT_RESOLUTIONS[-1][0]:
-        raise training.TrainingError("--segment-frames must be at least 9 (the STFT loss needs 2048+ samples)")
+        raise loop.TrainingError("--segment-frames must be at least 9 (the STFT loss needs 2048+ samples)")
 
 
 def _init(opts: VocoderTrainOptions) -> Checkpoint:
     """--init: the generator weights of a vocoder checkpoint (a release file has no optimizer
     state, so training continues from its weights with fresh optimizers and discriminators)."""
-    from . import checkpoint
+    from .. import checkpoint
 
     try:
         ckpt = checkpoint.load(opts.init)
     except checkpoint.CheckpointError as exc:
-        raise training.TrainingError(str(exc)) from None
+        raise loop.TrainingError(str(exc)) from None
     if ckpt.kind != "vocoder":
-        raise training.TrainingError(f"{opts.init}: is a {ckpt.kind} checkpoint; --init needs a vocoder")
+        raise loop.TrainingError(f"{opts.init}: is a {ckpt.kind} checkpoint; --init needs a vocoder")
     return ckpt
 
 
@@ -127,22 +122,22 @@ def _settings(opts: VocoderTrainOptions, resumed: Checkpoint | None, where: Path
     --init (changes refused)."""
     locked = str(where) if resumed else None
     if resumed and resumed.arch != opts.arch:
-        raise training.TrainingError(f"{where} is a {resumed.arch} vocoder, not --arch {opts.arch}")
+        raise loop.TrainingError(f"{where} is a {resumed.arch} vocoder, not --arch {opts.arch}")
     overrides = dict(opts.overrides)
     if opts.arch == "fast" and not resumed:
         overrides.update({k: v for k, v in NEW_FAST.items() if overrides.get(k) is None})
     # The Griffin-Lim iterations change inference only, so they may change on --init and --resume.
     base = resumed.config if resumed else ARCHS[opts.arch][0]()
-    cfg = training.with_overrides(base, overrides, locked, free=("refine_iters", "mel_iters"))
+    cfg = loop.with_overrides(base, overrides, locked, free=("refine_iters", "mel_iters"))
     hp = opts.hparams
     if resumed and "training" in resumed.extra:
         saved = resumed.extra["training"]["hparams"]
         hp = replace(hp, disc=saved["disc"], disc_channels=saved["disc_channels"])
     # Discriminators come back only on --resume; after --init they start fresh, so any size goes.
     disc_locked = locked if resumed and "training" in resumed.extra else None
-    hp = training.with_overrides(hp, {k: opts.overrides.get(k) for k in ("disc", "disc_channels")}, disc_locked)
+    hp = loop.with_overrides(hp, {k: opts.overrides.get(k) for k in ("disc", "disc_channels")}, disc_locked)
     if hp.disc not in {"msd", "mpd", "msd+mpd"} or hp.disc_channels % 4 or hp.gan_loss not in {"lsgan", "hinge"}:
-        raise training.TrainingError(
+        raise loop.TrainingError(
             "--disc is msd, mpd or msd+mpd; --disc-channels a multiple of 4; --gan-loss lsgan or hinge"
         )
     return cfg, hp
@@ -153,7 +148,7 @@ class _Run:
     """Everything one training session holds."""
 
     opts: VocoderTrainOptions
-    env: training.Env
+    env: loop.Env
     run_dir: Path
     export: Path
     cfg: FastVocoderConfig | MelGANConfig
@@ -164,16 +159,16 @@ class _Run:
     d: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    tally: training.Tally
+    tally: loop.Tally
     init_steps: int  # steps the --init weights had already been trained for (0 from scratch)
 
 
-def _setup(opts: VocoderTrainOptions, env: training.Env) -> _Run:
-    run_dir = training.writable_dir(opts.out or Path("runs") / opts.name, "run folder")
+def _setup(opts: VocoderTrainOptions, env: loop.Env) -> _Run:
+    run_dir = loop.writable_dir(opts.out or Path("runs") / opts.name, "run folder")
     export = opts.export or run_dir / f"{opts.name}.pt"
-    training.writable_dir(export.parent, "export folder")
-    training.check_fresh(run_dir, opts.resume, opts.force)
-    resumed = training.load_state(run_dir / "last.pt", "vocoder") if opts.resume else None
+    loop.writable_dir(export.parent, "export folder")
+    loop.check_fresh(run_dir, opts.resume, opts.force)
+    resumed = loop.load_state(run_dir / "last.pt", "vocoder") if opts.resume else None
     init = _init(opts) if opts.init and not resumed else None
     cfg, hp = _settings(opts, resumed or init, run_dir / "last.pt" if resumed else opts.init)
     mel_cfg = (resumed or init).mel if (resumed or init) else MelConfig()
@@ -182,14 +177,14 @@ def _setup(opts: VocoderTrainOptions, env: training.Env) -> _Run:
     g, d = ARCHS[opts.arch][1](cfg, mel_cfg), Discriminators(hp.disc, hp.disc_channels)
     if resumed or init:
         g.load_state_dict({k: v.float() for k, v in (resumed or init).state_dict.items()})
-    g, d = training.wrap(g, env), training.wrap(d, env)  # on the device before optimizer state is loaded
+    g, d = loop.wrap(g, env), loop.wrap(d, env)  # on the device before optimizer state is loaded
     opt_g = torch.optim.AdamW(g.parameters(), hp.lr, betas=(hp.beta1, hp.beta2))
     opt_d = torch.optim.AdamW(d.parameters(), hp.lr, betas=(hp.beta1, hp.beta2))
-    tally = training.Tally()
+    tally = loop.Tally()
     if resumed:
         parts = {"discriminator": d, "opt_g": opt_g, "opt_d": opt_d}
-        tally = training.unpack(resumed.extra["training"], parts, {"train": crops.rng}, env, run_dir / "last.pt")
-        training_progress.say(env, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {tally.step}")
+        tally = loop.unpack(resumed.extra["training"], parts, {"train": crops.rng}, env, run_dir / "last.pt")
+        progress.say(env.is_main, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {tally.step}")
     return _Run(opts, env, run_dir, export, cfg, hp, mel_cfg, crops, g, d, opt_g, opt_d, tally, _init_steps(resumed, init))
 
 
@@ -200,13 +195,13 @@ def _init_steps(resumed: Checkpoint | None, init: Checkpoint | None) -> int:
     return init.meta.get("steps", 0) + init.meta.get("init_steps", 0) if init else 0
 
 
-def _crops(opts: VocoderTrainOptions, env: training.Env, mel_cfg: MelConfig, hp: VocoderTrainConfig) -> Crops:
-    from .registry import home_dir
+def _crops(opts: VocoderTrainOptions, env: loop.Env, mel_cfg: MelConfig, hp: VocoderTrainConfig) -> Crops:
+    from ..registry import home_dir
 
     tc = opts.train
     cache = opts.cache_dir or home_dir() / "cache" / "training"
-    say = lambda text: training_progress.say(env, opts.quiet, text)  # noqa: E731
-    with training.main_first(env):  # rank 0 fills the cache, the others then read it
+    say = lambda text: progress.say(env.is_main, opts.quiet, text)  # noqa: E731
+    with loop.main_first(env):  # rank 0 fills the cache, the others then read it
         folders = list(opts.audio)
         return crops_from(folders, "wave", hp.segment_frames, mel_cfg, tc, tc.seed, env.rank, cache, env.is_main, say)
 
@@ -217,23 +212,23 @@ def _snapshot(r: _Run, with_state: bool = True) -> Checkpoint:
     meta = {"name": r.opts.name, **t.meta(), "audio": [str(p) for p in r.opts.audio], "genreshift": __version__}
     if r.init_steps:
         meta["init_steps"] = r.init_steps  # the weights' total training is steps + init_steps
-    state = training.pack(t, {"discriminator": r.d, "opt_g": r.opt_g, "opt_d": r.opt_d}, {"train": r.crops.rng})
+    state = loop.pack(t, {"discriminator": r.d, "opt_g": r.opt_g, "opt_d": r.opt_d}, {"train": r.crops.rng})
     state["hparams"] = to_dict(r.hp)
     extra = {"training": state} if with_state else {}
-    return Checkpoint("vocoder", r.opts.arch, r.cfg, r.mel_cfg, training.state_dict(r.g), meta=meta, extra=extra)
+    return Checkpoint("vocoder", r.opts.arch, r.cfg, r.mel_cfg, loop.state_dict(r.g), meta=meta, extra=extra)
 
 
 def _save_last(r: _Run) -> None:
     if r.tally.saved != r.tally.step:
-        training.save(_snapshot(r), r.run_dir / "last.pt", r.env)
-        training.save(_snapshot(r, with_state=False), r.export, r.env)
+        loop.save(_snapshot(r), r.run_dir / "last.pt", r.env)
+        loop.save(_snapshot(r, with_state=False), r.export, r.env)
         r.tally.saved = r.tally.step
 
 
 def _fast_losses(r: _Run, wave: torch.Tensor, mel_in: torch.Tensor, losses: dict) -> torch.Tensor:
     """The fast vocoder's output; its magnitude (and, when weighted, phase and consistency)
     losses against the input's STFT on the vocoder's own frames go into ``losses``."""
-    w, net = r.opts.weights, training.unwrap(r.g)
+    w, net = r.opts.weights, loop.unwrap(r.g)
     y_hat, magnitude, phase = r.g(mel_in, with_spectrum=True)
     target = net.analyze(wave)
     losses["magnitude"] = magnitude_loss(magnitude, target.abs())
@@ -263,7 +258,7 @@ def _train_step(r: _Run, wave: torch.Tensor) -> dict[str, float]:
     total = w.mel * losses["mel"] + w.stft * losses["stft"] + w.magnitude * losses.get("magnitude", 0.0)
     total = total + sum(getattr(w, field) * losses[k] for k, field in PHASE_WEIGHTS.items() if k in losses)
     if gan:
-        with training.no_sync(d):  # D's gradients from this pass are thrown away, not all-reduced
+        with loop.no_sync(d):  # D's gradients from this pass are thrown away, not all-reduced
             outs = d(torch.cat([wave, y_hat]))
         real, fake = halves(outs)
         losses["adv"], losses["fm"] = g_loss(fake, hp.gan_loss), feature_loss(real, fake)
@@ -290,32 +285,32 @@ def evaluate(g: nn.Module, val: torch.Tensor, mel_cfg: MelConfig, batch: int) ->
     return {"val_mel_l1": l1 / len(val), "val_stft": st / len(val)}, torch.cat(outs)
 
 
-def _evaluate(r: _Run, progress: training_progress.Progress) -> None:
+def _evaluate(r: _Run, progress: Progress) -> None:
     """Rank 0: validation figures, best.pt, and a sample to listen to and look at."""
     val = r.crops.val()
-    r.tally.val, out = evaluate(training.unwrap(r.g), val, r.mel_cfg, r.opts.train.batch_size)
+    r.tally.val, out = evaluate(loop.unwrap(r.g), val, r.mel_cfg, r.opts.train.batch_size)
     progress.record({"step": r.tally.step, **r.tally.val})
     if r.tally.val["val_mel_l1"] < r.tally.best:
         r.tally.best = r.tally.val["val_mel_l1"]
-        training.save(_snapshot(r), r.run_dir / "best.pt", r.env)
-    samples = training.writable_dir(r.run_dir / "samples", "samples folder")
+        loop.save(_snapshot(r), r.run_dir / "best.pt", r.env)
+    folder = loop.writable_dir(r.run_dir / "samples", "samples folder")
     real, fake = val[:4].flatten(), out[:4].flatten()
-    if not (samples / "reference.wav").exists():
-        training_samples.write_wav(samples / "reference.wav", real, r.mel_cfg.sample_rate)
-    training_samples.write_wav(samples / f"step_{r.tally.step:07d}.wav", fake, r.mel_cfg.sample_rate)
+    if not (folder / "reference.wav").exists():
+        samples.write_wav(folder / "reference.wav", real, r.mel_cfg.sample_rate)
+    samples.write_wav(folder / f"step_{r.tally.step:07d}.wav", fake, r.mel_cfg.sample_rate)
     mels = [log_mel(x, r.mel_cfg).numpy() for x in (real, fake)]
-    training_samples.write_bytes(samples / f"step_{r.tally.step:07d}.png", training_samples.spectrogram_png(mels))
+    samples.write_bytes(folder / f"step_{r.tally.step:07d}.png", samples.spectrogram_png(mels))
 
 
 def run(opts: VocoderTrainOptions) -> VocoderResult:
     _check(opts)
     tc = opts.train
-    with training.session(opts.device) as env, training.cleared_on_failure(opts.out or Path("runs") / opts.name):
+    with loop.session(opts.device) as env, loop.cleared_on_failure(opts.out or Path("runs") / opts.name):
         r = _setup(opts, env)
 
         def step() -> dict[str, float]:
             return _train_step(r, r.crops.batch(tc.batch_size).to(env.device))
 
-        training.train_loop("train-vocoder", tc, env, r.run_dir, opts.quiet, r.tally, step,
+        loop.train_loop("train-vocoder", tc, env, r.run_dir, opts.quiet, r.tally, step,
                             lambda progress: _evaluate(r, progress), lambda: _save_last(r))  # fmt: skip
         return VocoderResult(r.export, r.run_dir, r.tally.step, r.tally.val)

@@ -6,10 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .training import Env
+from typing import Any
 
 
 def _fmt(values: dict[str, float]) -> str:
@@ -20,14 +17,15 @@ class Progress:
     """A rich bar with the latest losses on a terminal, plain lines otherwise (a background run
     logging to a file); every line also goes to ``log.jsonl``. Only rank 0 shows anything."""
 
-    def __init__(self, title: str, total: int, start: int, env: Env, run_dir: Path, quiet: bool, log_every: int):
-        """``start`` > 0 continues a run (and its log); 0 starts the log afresh."""
+    def __init__(self, title: str, total: int, start: int, main: bool, run_dir: Path, quiet: bool, log_every: int):
+        """``start`` > 0 continues a run (and its log); 0 starts the log afresh. ``main``: this
+        is rank 0, the one process that shows and logs."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
-        from .display import stderr
+        from ..display import stderr
 
-        self.active = env.is_main
-        self.quiet = quiet or not env.is_main
+        self.active = main
+        self.quiet = quiet or not main
         self.log_every = max(1, log_every)
         self.log_path = run_dir / "log.jsonl"
         self.console = stderr
@@ -62,7 +60,7 @@ class Progress:
             self.bar.stop()
 
 
-def say(env: Env, quiet: bool, text: str) -> None:
-    """One line on stderr from rank 0 (before a Progress exists)."""
-    if env.is_main and not quiet:
+def say(main: bool, quiet: bool, text: str) -> None:
+    """One line on stderr from rank 0 (``main``), before a Progress exists."""
+    if main and not quiet:
         print(text, file=sys.stderr, flush=True)

@@ -19,24 +19,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import __version__, registry, training, training_progress, training_samples
-from .checkpoint import Checkpoint
-from .config import (
-    CriticConfig,
-    FinetuneConfig,
-    MelConfig,
-    TrainConfig,
-    TranslatorConfig,
-    TravelLossWeights,
-    finetune_recipe,
-    from_dict,
-    new_translator,
-    to_dict,
-)
+from .. import __version__, registry
+from . import loop, progress, samples
+from ..checkpoint import Checkpoint
+from ..config import MelConfig, TranslatorConfig, from_dict, to_dict
+from .config import CriticConfig, FinetuneConfig, TrainConfig, TravelLossWeights, finetune_recipe, new_translator
 from .finetune_losses import content_loss, join_parts, margin_loss, mean_colour, paired_colour, split_parts, travel_loss
-from .training_data import Crops, crops_from, paired_crops
-from .translator import Discriminator, Generator, Siamese
-from .vocoder import GriffinLim
+from .data import Crops, crops_from, paired_crops
+from .progress import Progress
+from ..translator import Discriminator, Generator, Siamese
+from ..vocoder import GriffinLim
 
 
 @dataclass(frozen=True)
@@ -88,7 +80,7 @@ def _train_step(r: "_Run", a: torch.Tensor | None, b: torch.Tensor | None, pairs
         fake_parts, same_parts = out[: len(a_parts)], out[len(a_parts) :]
         fake = join_parts(fake_parts, parts)
         if w.adversarial:
-            with training.no_sync(d):  # D's gradients from the G step are thrown away, not all-reduced
+            with loop.no_sync(d):  # D's gradients from the G step are thrown away, not all-reduced
                 losses["adv"] = -d(fake).mean()
         if w.travel or w.siamese:
             e_src, e_out = s(torch.cat([a_parts, fake_parts])).chunk(2)
@@ -136,26 +128,32 @@ def evaluate(g: nn.Module, d: nn.Module, val_a: torch.Tensor, val_b: torch.Tenso
 
 def _check_name(opts: FinetuneOptions) -> None:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", opts.name) or opts.name.endswith(".pt"):
-        raise training.TrainingError(f"--name '{opts.name}': use letters, digits, '.', '_' or '-' (it becomes NAME.pt)")
+        raise loop.TrainingError(f"--name '{opts.name}': use letters, digits, '.', '_' or '-' (it becomes NAME.pt)")
     if opts.name in registry.builtin_genres() and not opts.force:
-        raise training.TrainingError(f"--name '{opts.name}' is a built-in genre; choose another name, or pass --force "
+        raise loop.TrainingError(f"--name '{opts.name}' is a built-in genre; choose another name, or pass --force "
                                      "to shadow the built-in model with yours")  # fmt: skip
 
 
 def _model_path(opts: FinetuneOptions) -> tuple[Path, bool]:
     if opts.out is not None and opts.out.suffix == ".pt":
-        training.writable_dir(opts.out.parent, "output folder")
+        loop.writable_dir(opts.out.parent, "output folder")
         return opts.out, False
     folder = opts.out or registry.user_models_dir()
-    training.writable_dir(folder, "output folder")
+    loop.writable_dir(folder, "output folder")
     return folder / f"{opts.name}.pt", opts.out is None
 
 
 def _init(spec: str) -> Checkpoint | None:
     """Starting weights: none, a genre's translator, or a translator checkpoint file."""
-    from .models import translator_checkpoint
+    from ..errors import ModelError, UnknownGenreError
+    from ..pretrained import translator_checkpoint
 
-    return None if spec == "scratch" else translator_checkpoint(spec)
+    if spec == "scratch":
+        return None
+    try:
+        return translator_checkpoint(spec)
+    except UnknownGenreError as exc:  # a model that cannot be used: exit 1, as every bad --init
+        raise ModelError(str(exc)) from None
 
 
 def _settings(opts: FinetuneOptions, resumed: Checkpoint | None, init: Checkpoint | None, where: Path):
@@ -163,12 +161,12 @@ def _settings(opts: FinetuneOptions, resumed: Checkpoint | None, init: Checkpoin
     base = resumed or init
     locked = str(where) if resumed else (f"--init {opts.init}" if init else None)
     cfg = base.config if base else new_translator(opts.paired)
-    cfg = training.with_overrides(cfg, opts.overrides, locked, free=("window_frames",))
+    cfg = loop.with_overrides(cfg, opts.overrides, locked, free=("window_frames",))
     critic = from_dict(CriticConfig, resumed.extra["training"]["critic"]) if resumed else CriticConfig()
-    critic = training.with_overrides(critic, opts.overrides, str(where) if resumed else None)
+    critic = loop.with_overrides(critic, opts.overrides, str(where) if resumed else None)
     part = cfg.window_frames // opts.hparams.parts
     if part < 4:
-        raise training.TrainingError(f"--window-frames {cfg.window_frames} is too short for {opts.hparams.parts} parts")
+        raise loop.TrainingError(f"--window-frames {cfg.window_frames} is too short for {opts.hparams.parts} parts")
     return cfg, critic, part * opts.hparams.parts
 
 
@@ -182,11 +180,11 @@ def _released_vocoder() -> str | None:
     return "fast" if any(e.model == "fast" and e.kind == "vocoder" for e in entries) else None
 
 
-def _data(opts: FinetuneOptions, env: training.Env, mel_cfg: MelConfig, frames: int):
+def _data(opts: FinetuneOptions, env: loop.Env, mel_cfg: MelConfig, frames: int):
     tc = opts.train
     cache = opts.cache_dir or registry.home_dir() / "cache" / "training"
-    say = lambda text: training_progress.say(env, opts.quiet, text)  # noqa: E731
-    with training.main_first(env):  # rank 0 fills the cache, the others then read it
+    say = lambda text: progress.say(env.is_main, opts.quiet, text)  # noqa: E731
+    with loop.main_first(env):  # rank 0 fills the cache, the others then read it
         src, tgt = (crops_from([folder], "mel", frames, mel_cfg, tc, tc.seed + k, env.rank, cache, env.is_main, say)
                     for k, folder in enumerate((opts.source, opts.target)))  # fmt: skip
     frame_s = mel_cfg.hop_length / mel_cfg.sample_rate
@@ -217,8 +215,8 @@ def _write_samples(g: nn.Module, val_a: torch.Tensor, mel_cfg: MelConfig, folder
     vocode = GriffinLim(mel=mel_cfg)
     stem = folder / f"step_{step:07d}"
     for label, mel in (("before", before), ("after", after)):
-        training_samples.write_wav(Path(f"{stem}_{label}.wav"), vocode(mel[None])[0], mel_cfg.sample_rate)
-    training_samples.write_bytes(Path(f"{stem}.png"), training_samples.spectrogram_png([before.numpy(), after.numpy()]))
+        samples.write_wav(Path(f"{stem}_{label}.wav"), vocode(mel[None])[0], mel_cfg.sample_rate)
+    samples.write_bytes(Path(f"{stem}.png"), samples.spectrogram_png([before.numpy(), after.numpy()]))
 
 
 @dataclass
@@ -226,7 +224,7 @@ class _Run:
     """Everything one training session holds."""
 
     opts: FinetuneOptions
-    env: training.Env
+    env: loop.Env
     run_dir: Path
     model_path: Path
     in_user_models: bool
@@ -241,7 +239,7 @@ class _Run:
     d: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    tally: training.Tally
+    tally: loop.Tally
     vocoder: str | None
 
     @property
@@ -255,13 +253,13 @@ class _Run:
         return {"source": self.src.rng, "target": self.tgt.rng, **({"pairs": self.pairs.rng} if self.pairs else {})}
 
 
-def _setup(opts: FinetuneOptions, env: training.Env) -> _Run:
-    run_dir = training.writable_dir(opts.run_dir or registry.home_dir() / "runs" / opts.name, "run folder")  # as in run()
+def _setup(opts: FinetuneOptions, env: loop.Env) -> _Run:
+    run_dir = loop.writable_dir(opts.run_dir or registry.home_dir() / "runs" / opts.name, "run folder")  # as in run()
     model_path, in_user_models = _model_path(opts)
-    training.check_fresh(run_dir, opts.resume, opts.force)
+    loop.check_fresh(run_dir, opts.resume, opts.force)
     if model_path.exists() and not (opts.resume or opts.force):
-        raise training.TrainingError(f"{model_path} exists; pass --force to replace it or --resume to continue its run")
-    resumed = training.load_state(run_dir / "last.pt", "translator") if opts.resume else None
+        raise loop.TrainingError(f"{model_path} exists; pass --force to replace it or --resume to continue its run")
+    resumed = loop.load_state(run_dir / "last.pt", "translator") if opts.resume else None
     init = None if resumed else _init(opts.init)
     cfg, critic, frames = _settings(opts, resumed, init, run_dir / "last.pt")
     mel_cfg = (resumed or init).mel if (resumed or init) else MelConfig()
@@ -273,16 +271,16 @@ def _setup(opts: FinetuneOptions, env: training.Env) -> _Run:
         g.load_state_dict({k: v.float() for k, v in (resumed or init).state_dict.items()})
     elif g.colour is not None:
         g.colour.fit(*_colour_from_data(src, tgt, pairs, opts.train.silence_db))
-    g, s, d = (training.wrap(m, env) for m in (g, s, d))  # on the device before optimizer state is loaded
+    g, s, d = (loop.wrap(m, env) for m in (g, s, d))  # on the device before optimizer state is loaded
     hp = opts.hparams
     opt_g = torch.optim.Adam([*g.parameters(), *s.parameters()], hp.lr, betas=(hp.beta1, hp.beta2))
     opt_d = torch.optim.Adam(d.parameters(), hp.lr_d, betas=(hp.beta1, hp.beta2))
     r = _Run(opts, env, run_dir, model_path, in_user_models, cfg, critic, mel_cfg, src, tgt, pairs, g, s, d,
-             opt_g, opt_d, training.Tally(), _released_vocoder())  # fmt: skip
+             opt_g, opt_d, loop.Tally(), _released_vocoder())  # fmt: skip
     if resumed:
         parts = {"siamese": s, "discriminator": d, "opt_g": opt_g, "opt_d": opt_d}
-        r.tally = training.unpack(resumed.extra["training"], parts, r.samplers, env, run_dir / "last.pt")
-        training_progress.say(env, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {r.tally.step}")
+        r.tally = loop.unpack(resumed.extra["training"], parts, r.samplers, env, run_dir / "last.pt")
+        progress.say(env.is_main, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {r.tally.step}")
     return r
 
 
@@ -292,22 +290,22 @@ def _snapshot(r: _Run, with_state: bool = True) -> Checkpoint:
     meta = {"name": o.name, **r.tally.meta(), "source": str(o.source), "target": str(o.target), "init": o.init,
             "paired": r.pairs is not None, "genreshift": __version__}  # fmt: skip
     parts = {"siamese": r.s, "discriminator": r.d, "opt_g": r.opt_g, "opt_d": r.opt_d}
-    state = training.pack(r.tally, parts, r.samplers)
+    state = loop.pack(r.tally, parts, r.samplers)
     state.update(critic=to_dict(r.critic), hparams=to_dict(o.hparams))
-    return Checkpoint("translator", "travelgan", r.cfg, r.mel_cfg, training.state_dict(r.g), genres=[o.name],
+    return Checkpoint("translator", "travelgan", r.cfg, r.mel_cfg, loop.state_dict(r.g), genres=[o.name],
                       vocoder=r.vocoder, meta=meta, extra={"training": state} if with_state else {})  # fmt: skip
 
 
 def _save_last(r: _Run) -> None:
     if r.tally.saved != r.tally.step:
-        training.save(_snapshot(r), r.run_dir / "last.pt", r.env)
-        training.save(_snapshot(r, with_state=False), r.model_path, r.env)
+        loop.save(_snapshot(r), r.run_dir / "last.pt", r.env)
+        loop.save(_snapshot(r, with_state=False), r.model_path, r.env)
         r.tally.saved = r.tally.step
 
 
-def _evaluate(r: _Run, progress: training_progress.Progress) -> None:
+def _evaluate(r: _Run, progress: Progress) -> None:
     """Rank 0: validation figures, best.pt, and before/after samples."""
-    g, d, val_a = training.unwrap(r.g), training.unwrap(r.d), r.src.val()
+    g, d, val_a = loop.unwrap(r.g), loop.unwrap(r.d), r.src.val()
     val_pairs = r.pairs.val().to(r.env.device) if r.pairs else None
     r.tally.val = evaluate(g, d, val_a.to(r.env.device), r.tgt.val().to(r.env.device), val_pairs)
     progress.record({"step": r.tally.step, **r.tally.val})
@@ -317,15 +315,15 @@ def _evaluate(r: _Run, progress: training_progress.Progress) -> None:
         score = r.tally.val["val_d_target"] - r.tally.val["val_d_translated"]
     if score < r.tally.best:
         r.tally.best = score
-        training.save(_snapshot(r), r.run_dir / "best.pt", r.env)
-    _write_samples(g, val_a, r.mel_cfg, training.writable_dir(r.run_dir / "samples", "samples folder"), r.tally.step)
+        loop.save(_snapshot(r), r.run_dir / "best.pt", r.env)
+    _write_samples(g, val_a, r.mel_cfg, loop.writable_dir(r.run_dir / "samples", "samples folder"), r.tally.step)
 
 
 def run(opts: FinetuneOptions) -> FinetuneResult:
     _check_name(opts)
     tc = opts.train
     run_dir = opts.run_dir or registry.home_dir() / "runs" / opts.name
-    with training.session(opts.device) as env, training.cleared_on_failure(run_dir):
+    with loop.session(opts.device) as env, loop.cleared_on_failure(run_dir):
         r = _setup(opts, env)
 
         def step() -> dict[str, float]:
@@ -335,6 +333,6 @@ def run(opts: FinetuneOptions) -> FinetuneResult:
             pairs = r.pairs.batch(tc.batch_size).to(env.device) if r.pairs else None
             return _train_step(r, a, b, pairs)
 
-        training.train_loop("finetune", tc, env, r.run_dir, opts.quiet, r.tally, step,
+        loop.train_loop("finetune", tc, env, r.run_dir, opts.quiet, r.tally, step,
                             lambda progress: _evaluate(r, progress), lambda: _save_last(r))  # fmt: skip
         return FinetuneResult(r.model_path, r.run_dir, r.tally.step, r.tally.val, r.in_user_models)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import replacing
+from ..atomic import replacing
 
 
 # A dark-to-bright palette (roughly magma), so quiet bins are dark and loud ones bright.
@@ -50,7 +50,7 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_wav(path: Path, wave: torch.Tensor, rate: int) -> None:
-    from . import audio
+    from .. import audio
 
     peak = float(wave.abs().max()) if wave.numel() else 0.0
     wave = wave / peak * 0.9 if peak > 1.0 else wave  # a sample to listen to: never clip

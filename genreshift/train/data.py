@@ -17,11 +17,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .atomic import replacing
-from . import audio, mel as melmod
-from .audio import AudioError
-from .config import MelConfig, TrainConfig
-from .training import TrainingError
+from ..atomic import replacing
+from .. import audio, mel as melmod
+from ..audio import AudioError
+from ..config import MelConfig
+from .config import TrainConfig
+from .loop import TrainingError
 
 CACHE_VERSION = 1  # part of every cache key: bump when the cached data changes meaning
 PCM_SCALE = 32767  # waveforms are cached as 16-bit PCM (half the disk of float32); float32 ones load too
@@ -65,7 +66,7 @@ def load_clips(folder: Path, kind: str, cfg: MelConfig, cache: Path, max_seconds
 
 def _cached(track: audio.Track, kind: str, cfg: MelConfig, cache: Path, digest: str,
             max_seconds: float | None, write: bool) -> Clip:  # fmt: skip
-    from .registry import sha256
+    from ..registry import sha256
 
     stem = cache / f"{sha256(track.path)[:32]}-{digest}"
     data_path, loud_path = Path(f"{stem}.{kind}.npy"), Path(f"{stem}.db.npy")

@@ -14,17 +14,10 @@ import torch
 from torch import nn
 
 from . import checkpoint, registry
-from .checkpoint import Checkpoint, CheckpointError
+from .checkpoint import Checkpoint
+from .errors import CheckpointError, ModelError, UnknownGenreError
 from .config import GriffinLimConfig, MelConfig
 from .vocoder import GriffinLim
-
-
-class ModelError(Exception):
-    """A model that cannot be found or used; the message says why and what to do."""
-
-
-class UnknownGenreError(ModelError):
-    """--to names no installed or released genre (a usage error)."""
 
 
 @dataclass(frozen=True)

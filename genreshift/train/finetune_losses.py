@@ -56,7 +56,7 @@ def paired_colour(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Ten
     """Per-bin least-squares fit ``target ~ center + scale * (source - center) + offset`` over
     aligned frames, (N, n_mels, T) each -> (n_mels,) scale and offset, with ``center`` = -2
     (the generator's ``MEL_CENTER``): the best per-bin affine equaliser for these pairs."""
-    from .translator import MEL_CENTER
+    from ..translator import MEL_CENTER
 
     x = (source - MEL_CENTER).transpose(0, 1).reshape(source.shape[1], -1)
     y = (target - MEL_CENTER).transpose(0, 1).reshape(target.shape[1], -1)

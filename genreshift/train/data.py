@@ -17,12 +17,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .. import audio
+from .. import mel as melmod
 from ..atomic import replacing
-from .. import audio, mel as melmod
 from ..audio import AudioError
 from ..config import MelConfig
+from ..errors import TrainingError
 from .config import TrainConfig
-from .loop import TrainingError
 
 CACHE_VERSION = 1  # part of every cache key: bump when the cached data changes meaning
 PCM_SCALE = 32767  # waveforms are cached as 16-bit PCM (half the disk of float32); float32 ones load too

@@ -20,15 +20,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__, registry
-from . import loop, progress, samples
 from ..checkpoint import Checkpoint
 from ..config import MelConfig, TranslatorConfig, from_dict, to_dict
-from .config import CriticConfig, FinetuneConfig, TrainConfig, TravelLossWeights, finetune_recipe, new_translator
-from .finetune_losses import content_loss, join_parts, margin_loss, mean_colour, paired_colour, split_parts, travel_loss
-from .data import Crops, crops_from, paired_crops
-from .progress import Progress
 from ..translator import Discriminator, Generator, Siamese
 from ..vocoder import GriffinLim
+from . import loop, progress, samples
+from .config import CriticConfig, FinetuneConfig, TrainConfig, TravelLossWeights, finetune_recipe, new_translator
+from .data import Crops, crops_from, paired_crops
+from .finetune_losses import content_loss, join_parts, margin_loss, mean_colour, paired_colour, split_parts, travel_loss
+from .progress import Progress
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ from ..device import resolve_device
 from ..errors import CheckpointError, Interrupted, TrainingError, short_reason
 from .progress import Progress
 
-
 # -- torchrun / DistributedDataParallel ----------------------------------------------------
 
 

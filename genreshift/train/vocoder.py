@@ -15,16 +15,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from . import loop, progress, samples
 from ..checkpoint import Checkpoint
 from ..config import FastVocoderConfig, MelConfig, MelGANConfig, to_dict
-from .config import TrainConfig, VocoderLossWeights, VocoderTrainConfig
-from .discriminators import Discriminators, d_loss, feature_loss, g_loss, halves
 from ..mel import log_mel
-from .phase_losses import consistency_loss, phase_losses
-from .data import Crops, crops_from
-from .progress import Progress
 from ..vocoder import VOCODERS
+from . import loop, progress, samples
+from .config import TrainConfig, VocoderLossWeights, VocoderTrainConfig
+from .data import Crops, crops_from
+from .discriminators import Discriminators, d_loss, feature_loss, g_loss, halves
+from .phase_losses import consistency_loss, phase_losses
+from .progress import Progress
 
 ARCHS = {arch: (cls.config_class, cls) for arch, cls in VOCODERS.items() if cls.has_weights}
 # A new fast vocoder (not --init or --resume) gets the v2 settings unless told otherwise.

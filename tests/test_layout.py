@@ -112,6 +112,16 @@ def test_no_circle_even_through_imports_inside_functions():
     assert find_cycle(graph(every_import=True)) is None
 
 
+def test_only_the_cli_reaches_into_the_training_wing():
+    edges = graph(every_import=True)
+    users = {
+        m
+        for m, deps in edges.items()
+        if not m.startswith("genreshift.train") and any(d.startswith("genreshift.train") for d in deps)
+    }
+    assert users == {"genreshift.cli"}
+
+
 def private_uses(path: Path) -> list[str]:
     """``_names`` this file takes from another genreshift module: imported by name, or
     read as an attribute of a module it imported."""

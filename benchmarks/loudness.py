@@ -73,7 +73,10 @@ def measure(inputs: list[Path], genres: list[str], folder: Path) -> list[dict]:
 
 
 def summary(rows: list[dict]) -> str:
-    lines = ["| genre | levelling | RMS change: mean | worst | within ±3 dB | clipped: mean | worst |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| genre | levelling | RMS change: mean | worst | within ±3 dB | clipped: mean | worst |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for genre in sorted({r["genre"] for r in rows}):
         for level in (False, True):
             sel = [r for r in rows if r["genre"] == genre and r["level"] == level]

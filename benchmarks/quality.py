@@ -242,12 +242,21 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="excerpt per track (middle)")
     ap.add_argument("--train-seconds", type=float, default=120.0, help="per training track, for the classifier")
     ap.add_argument("--vocoder", default="auto", help="vocoder used for the translation table")
-    ap.add_argument("--translator", action="append", default=[], metavar="GENRE=PATH",
-                    help="judge this translator checkpoint for GENRE (repeatable); default: the released ones")
-    ap.add_argument("--content-only", action="store_true",
-                    help="only the content figures of the translation table (no vocoder table, no classifier)")
-    ap.add_argument("--no-vocoders", action="store_true",
-                    help="skip the vocoder table (translators: content and classifier only)")
+    ap.add_argument(
+        "--translator",
+        action="append",
+        default=[],
+        metavar="GENRE=PATH",
+        help="judge this translator checkpoint for GENRE (repeatable); default: the released ones",
+    )
+    ap.add_argument(
+        "--content-only",
+        action="store_true",
+        help="only the content figures of the translation table (no vocoder table, no classifier)",
+    )
+    ap.add_argument(
+        "--no-vocoders", action="store_true", help="skip the vocoder table (translators: content and classifier only)"
+    )
     ap.add_argument("--visqol-seconds", type=float, default=10.0, help="ViSQOL on this much of each excerpt; 0: off")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()  # fmt: skip

@@ -91,8 +91,12 @@ def random_models(folder: Path) -> dict[str, str]:
     torch.nn.init.normal_(g.out[1].weight, std=0.02)  # a fresh G is the identity; make it act
     mel = MelConfig()
     cks = {
-        "translator": checkpoint.Checkpoint("translator", "travelgan", TranslatorConfig(), mel, g.state_dict(), genres=["bench"]),
-        "fast": checkpoint.Checkpoint("vocoder", "fast", FastVocoderConfig(), mel, FastVocoder(FastVocoderConfig()).state_dict()),
+        "translator": checkpoint.Checkpoint(
+            "translator", "travelgan", TranslatorConfig(), mel, g.state_dict(), genres=["bench"]
+        ),
+        "fast": checkpoint.Checkpoint(
+            "vocoder", "fast", FastVocoderConfig(), mel, FastVocoder(FastVocoderConfig()).state_dict()
+        ),
         "melgan": checkpoint.Checkpoint("vocoder", "melgan", MelGANConfig(), mel, MelGAN(MelGANConfig()).state_dict()),
     }
     for k, ck in cks.items():
@@ -248,7 +252,11 @@ def run_one(spec: dict) -> dict:
     with tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--worker", json.dumps(spec)], stdout=subprocess.PIPE, stderr=err, env=env, text=True
+            [sys.executable, __file__, "--worker", json.dumps(spec)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+            text=True,
         )
         out = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
@@ -311,7 +319,11 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
         add("compile", f"{name}, eager", **kw)
         add("compile", f"{name}, torch.compile", compile=True, **kw)
     # --quick leaves out torch.compile (half a minute of compiling per model) unless asked.
-    wanted = set(args.only.split(",")) if args.only else ({"e2e", "batch", "threads", "long", "stages"} if args.quick else None)
+    wanted = (
+        set(args.only.split(","))
+        if args.only
+        else ({"e2e", "batch", "threads", "long", "stages"} if args.quick else None)
+    )
     return [c for c in out if wanted is None or c["group"] in wanted]
 
 
@@ -338,7 +350,9 @@ def measure(specs: list[dict], repeats: int, out_dir: Path) -> list[dict]:
         }  # fmt: skip
         seen[key] = row
         rows.append(row)
-        print(f"  {row['group']:8} {row['name']:44} {wall:8.2f} s  {row['rss_mb']:6.0f} MB", file=sys.stderr, flush=True)
+        print(
+            f"  {row['group']:8} {row['name']:44} {wall:8.2f} s  {row['rss_mb']:6.0f} MB", file=sys.stderr, flush=True
+        )
     return rows
 
 
@@ -374,7 +388,9 @@ def _vocoders(text: str) -> list[str]:
     names = text.split(",")
     unknown = set(names) - {"fast", "melgan", "griffinlim"}
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown vocoder(s) {', '.join(sorted(unknown))}: use fast, melgan, griffinlim")
+        raise argparse.ArgumentTypeError(
+            f"unknown vocoder(s) {', '.join(sorted(unknown))}: use fast, melgan, griffinlim"
+        )
     return names
 
 
@@ -398,7 +414,9 @@ def _named_file(text: str) -> tuple[str, str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--input", nargs="+", type=Path, help="audio files for the one-track groups (default: generated)")
     ap.add_argument("--quick", action="store_true", help="small sizes and one repeat: a smoke test")
     ap.add_argument("--repeats", type=int, default=3)
@@ -406,15 +424,21 @@ def main() -> None:
     ap.add_argument("--weights", choices=["random", "registry"], default="random")
     ap.add_argument("--genre", help="with --weights registry: the genre to convert to (default: the first)")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N: where the models run")
-    ap.add_argument("--batches", type=_sizes, help="batch sizes for the batch group and the model stages, e.g. 16,64,256")
+    ap.add_argument(
+        "--batches", type=_sizes, help="batch sizes for the batch group and the model stages, e.g. 16,64,256"
+    )
     ap.add_argument("--json", type=Path, help="write every run and the medians here")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "genreshift-speed",
                     help="generated audio and models are kept here between runs")  # fmt: skip
     ap.add_argument("--vocoders", type=_vocoders, help="built-in vocoders for e2e and stages (default: all), e.g. fast")
     ap.add_argument("--batch", type=int, default=16, help="batch size of every configuration but the batch group")
     ap.add_argument("--threads", type=int, default=2, help="torch threads of every configuration but the threads group")
-    ap.add_argument("--long-minutes", type=float, default=60.0,
-                    help="the long group: one track this long, one a sixth as long, 200 x 15 s files per 60 minutes")
+    ap.add_argument(
+        "--long-minutes",
+        type=float,
+        default=60.0,
+        help="the long group: one track this long, one a sixth as long, 200 x 15 s files per 60 minutes",
+    )
     ap.add_argument("--vocoder", action="append", default=[], type=_named_file, metavar="NAME=PATH",
                     help="also measure this vocoder checkpoint (e2e and stages); repeatable")  # fmt: skip
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -450,7 +474,10 @@ def main() -> None:
     }  # fmt: skip
     tracks["one_seconds"] = sum(sf.info(p).duration for p in tracks["one"])
     if args.weights == "random":
-        models, weights = random_models(work / "models"), "real-size architectures with RANDOM weights (same cost as trained ones)"
+        models, weights = (
+            random_models(work / "models"),
+            "real-size architectures with RANDOM weights (same cost as trained ones)",
+        )
     else:
         from genreshift import registry
 

@@ -106,8 +106,10 @@ def available_vocoders() -> dict[str, torch.nn.Module]:
 def print_vocoders(val_audio: list[torch.Tensor], seconds: float, visqol_seconds: float) -> dict[str, dict]:
     visqol = visqol_scorer(visqol_seconds)
     voc = vocoder_table(val_audio, available_vocoders(), visqol)
-    print(f"\nVocoders on {len(val_audio)} held-out excerpts of {seconds:.0f} s (lower is better, "
-          f"except ViSQOL: MOS-LQO, audio mode, first {visqol_seconds:g} s of each)\n")
+    print(
+        f"\nVocoders on {len(val_audio)} held-out excerpts of {seconds:.0f} s (lower is better, "
+        f"except ViSQOL: MOS-LQO, audio mode, first {visqol_seconds:g} s of each)\n"
+    )
     if visqol is None:
         why = "--visqol-seconds 0" if visqol_seconds <= 0 else "pip install -e '.[benchmark]' for visqol-python"
         print(f"(no ViSQOL column: {why})\n")

@@ -103,7 +103,9 @@ def _walk(root: Path, skip: Path | None, problems: list[str]) -> list[Track]:
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (skip is None or _resolved(here / d) != skip))
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and (skip is None or _resolved(here / d) != skip)
+        )
         for name in sorted(filenames):
             if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_SUFFIXES:
                 out.append(Track(here / name, (here / name).relative_to(root)))

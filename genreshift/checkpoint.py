@@ -128,9 +128,7 @@ def save(ckpt: Checkpoint, path: str | os.PathLike, half: bool = False) -> None:
     """Save ``ckpt``; ``half`` stores float weights as fp16 (the release format)."""
     plain = ckpt.to_plain()
     if half:
-        plain["state_dict"] = {
-            k: v.half() if v.is_floating_point() else v for k, v in ckpt.state_dict.items()
-        }
+        plain["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt.state_dict.items()}
     atomic_save(plain, path)
 
 

@@ -68,9 +68,7 @@ def split(x: torch.Tensor, plan: Plan) -> torch.Tensor:
     if x.shape[-1] < plan.window_length:
         tail = x[..., -1:].expand(*x.shape[:-1], plan.window_length - x.shape[-1])
         x = torch.cat([x, tail], dim=-1)
-    return torch.stack(
-        [x[..., w.source_start : w.source_start + plan.window_length] for w in plan.windows]
-    )
+    return torch.stack([x[..., w.source_start : w.source_start + plan.window_length] for w in plan.windows])
 
 
 def _fade(length: int, fade_in: int, fade_out: int, device: torch.device | str) -> torch.Tensor:

@@ -48,14 +48,19 @@ def convert(
     ] = None,
     segment_seconds: Annotated[
         float,
-        typer.Option(min=1.0, max=3600.0, callback=finite,
-                     help="Audio converted at a time: bounds memory, whatever the track's length."),
+        typer.Option(
+            min=1.0,
+            max=3600.0,
+            callback=finite,
+            help="Audio converted at a time: bounds memory, whatever the track's length.",
+        ),
     ] = 60.0,
     level: Annotated[
         bool, typer.Option(help="Keep the output's loudness near the input's (off: the models' own level).")
     ] = True,
     shard: Annotated[
-        Optional[str], typer.Option(help="Convert only share K of N (K from 0), for job arrays.", envvar="GENRESHIFT_SHARD")
+        Optional[str],
+        typer.Option(help="Convert only share K of N (K from 0), for job arrays.", envvar="GENRESHIFT_SHARD"),
     ] = None,
     quiet: Quiet = False,
 ) -> None:
@@ -246,4 +251,3 @@ def _output_writable(root: Path) -> bool:
     except OSError as exc:
         error(f"{root}: output folder is not writable ({exc.strerror or exc})")
         return False
-

@@ -8,9 +8,7 @@ from typing import Annotated
 
 import typer
 
-Device = Annotated[
-    str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.", envvar="GENRESHIFT_DEVICE")
-]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.", envvar="GENRESHIFT_DEVICE")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, max=4096, help="Windows per model call.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 

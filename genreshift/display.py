@@ -96,7 +96,13 @@ class ConvertProgress:
 
 def summary_table(results: list[TrackResult]) -> Table:
     table = Table(title="genreshift convert", show_lines=False)
-    columns = [("file", "left"), ("duration", "right"), ("seconds", "right"), ("level fix", "right"), ("status", "left")]
+    columns = [
+        ("file", "left"),
+        ("duration", "right"),
+        ("seconds", "right"),
+        ("level fix", "right"),
+        ("status", "left"),
+    ]
     for name, justify in columns:
         table.add_column(name, justify=justify)
     style = {"converted": "green", "skipped": "yellow", "failed": "red"}

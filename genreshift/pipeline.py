@@ -319,10 +319,14 @@ class Converter:
             if work.planner is None:
                 planned, cfg = work.planned, self.mel_config
                 work.started = time.perf_counter()
-                work.reader = TrackReader(planned.track.path, planned.info, cfg, not self.options.stereo, planned.open_audio)
+                work.reader = TrackReader(
+                    planned.track.path, planned.info, cfg, not self.options.stereo, planned.open_audio
+                )
                 vocode = vocoder_windows(self.vocoder)
                 frames = self.options.segment_seconds * cfg.sample_rate / cfg.hop_length
-                work.planner = SegmentPlanner(work.reader, self.chunk, vocode, round(frames / (vocode.size - vocode.overlap)))
+                work.planner = SegmentPlanner(
+                    work.reader, self.chunk, vocode, round(frames / (vocode.size - vocode.overlap))
+                )
                 sink = planned.sink or FileSink(planned.output, planned.out_rate, planned.info.channels,
                                                 planned.container, planned.subtype)  # fmt: skip
                 work.writer = TrackWriter(planned.output, planned.info, planned.out_rate, cfg, work.reader.length, sink,
@@ -405,5 +409,7 @@ def convert_audio(wave: np.ndarray | torch.Tensor, sample_rate: int, genre: str 
     """Convert one clip in memory to ``genre``: (samples,) or (channels, samples), NumPy or
     torch -> the same shape and type at the same rate. Loads the models on every call; for
     many clips, keep a ``Converter`` and call its ``convert_audio``."""
-    options = ConvertOptions(genre=genre, model=model, vocoder=vocoder, device=device, stereo=stereo, batch_size=batch_size)
+    options = ConvertOptions(
+        genre=genre, model=model, vocoder=vocoder, device=device, stereo=stereo, batch_size=batch_size
+    )
     return Converter(options).convert_audio(wave, sample_rate)

@@ -152,4 +152,3 @@ def load_checkpoint(path: Path, kind: str) -> Checkpoint:
     if ckpt.kind != kind:
         raise ModelError(f"{path}: is a {ckpt.kind} checkpoint, but a {kind} is needed here")
     return ckpt
-

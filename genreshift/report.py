@@ -89,7 +89,9 @@ def is_report(path: Path) -> bool:
             head = f.read(1024)
     except OSError:
         return False
-    return head.startswith(b"<!doctype html>") and (_GENERATOR.encode() in head or b"<title>genreshift report</title>" in head)
+    return head.startswith(b"<!doctype html>") and (
+        _GENERATOR.encode() in head or b"<title>genreshift report</title>" in head
+    )
 
 
 def excerpt_window(duration: float) -> tuple[float, float]:
@@ -101,7 +103,9 @@ def excerpt_window(duration: float) -> tuple[float, float]:
 def _read(path: Path, start: float, length: float) -> tuple[np.ndarray, int]:
     info = sf.info(str(path))
     first = int(start * info.samplerate)
-    data, rate = sf.read(str(path), start=first, frames=max(1, int(length * info.samplerate)), dtype="float32", always_2d=True)
+    data, rate = sf.read(
+        str(path), start=first, frames=max(1, int(length * info.samplerate)), dtype="float32", always_2d=True
+    )
     return data[:, :2], rate  # browsers play at most stereo anyway
 
 
@@ -129,7 +133,15 @@ def _mel_uri(data: np.ndarray, rate: int, title: str, cfg: MelConfig) -> str:
     fig = Figure(figsize=(6, 2.2), dpi=80)
     ax = fig.add_subplot()
     seconds = mel.shape[-1] * cfg.hop_length / cfg.sample_rate
-    ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=cfg.silence_level, vmax=1.0, extent=(0, seconds, 0, cfg.n_mels))
+    ax.imshow(
+        mel,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        vmin=cfg.silence_level,
+        vmax=1.0,
+        extent=(0, seconds, 0, cfg.n_mels),
+    )
     ax.set(title=title, xlabel="seconds", ylabel="mel bin")
     fig.tight_layout()
     buf = io.BytesIO()
@@ -154,7 +166,9 @@ def _file_section(result, images: bool, cfg: MelConfig, base: Path) -> str:
              '<div class="pair">']  # fmt: skip
     for label, path in [("input", result.source), ("output", result.output)]:
         data, rate = _read(Path(path), start, length)
-        parts.append(f'<figure><figcaption>{label}</figcaption><audio controls preload="none" src="{_audio_uri(data, rate)}"></audio>')
+        parts.append(
+            f'<figure><figcaption>{label}</figcaption><audio controls preload="none" src="{_audio_uri(data, rate)}"></audio>'
+        )
         if images:
             parts.append(f'<img alt="{label} log-mel spectrogram" src="{_mel_uri(data, rate, label, cfg)}">')
         parts.append("</figure>")
@@ -174,10 +188,15 @@ def write_report(path: Path, results: list, settings: dict[str, str], cfg: MelCo
     for r in converted[:MAX_FILES]:
         body.append(_file_section(r, images, cfg, path.parent))
     if len(converted) > MAX_FILES:
-        body.append(f"<p>{len(converted) - MAX_FILES} more converted file(s) not shown (the page shows {MAX_FILES}).</p>")
+        body.append(
+            f"<p>{len(converted) - MAX_FILES} more converted file(s) not shown (the page shows {MAX_FILES}).</p>"
+        )
     others = [r for r in results if r.status != "converted"]
     if others:
-        rows = "".join(f"<tr><td>{html.escape(str(r.source))}</td><td>{r.status}</td><td>{html.escape(r.message)}</td></tr>" for r in others)
+        rows = "".join(
+            f"<tr><td>{html.escape(str(r.source))}</td><td>{r.status}</td><td>{html.escape(r.message)}</td></tr>"
+            for r in others
+        )
         body.append(f"<h2>Not converted</h2><table><tr><th>file</th><th>status</th><th>reason</th></tr>{rows}</table>")
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items())
     body.append(f"<h2>Settings</h2><table>{rows}</table>")

@@ -42,7 +42,9 @@ class TrackReader:
     for in increasing order; audio before the last slice asked for is let go.
     """
 
-    def __init__(self, path: Path, info: AudioInfo, cfg: MelConfig, mono: bool, open_audio: Callable[[], Any] | None = None):
+    def __init__(
+        self, path: Path, info: AudioInfo, cfg: MelConfig, mono: bool, open_audio: Callable[[], Any] | None = None
+    ):
         """``open_audio`` gives something read like an ``sf.SoundFile`` (``ArrayAudio`` for a
         clip in memory); by default ``path`` is opened with soundfile."""
         if info.frames <= 0:
@@ -218,7 +220,10 @@ class SegmentPlanner:
         # tens of MB (complex spectrum, magnitudes, copies), more than everything else here.
         step, hop = MEL_CHUNK_FRAMES, cfg.hop_length
         return torch.cat(
-            [melmod.log_mel_padded(x[:, f * hop : (f + step - 1) * hop + cfg.n_fft], cfg) for f in range(0, q - p, step)],
+            [
+                melmod.log_mel_padded(x[:, f * hop : (f + step - 1) * hop + cfg.n_fft], cfg)
+                for f in range(0, q - p, step)
+            ],
             dim=-1,
         )
 
@@ -311,7 +316,9 @@ class FileSink:
         if self._file is None:
             self._tmp = temp_beside(self.path)
             self._lock = TempLock(self._tmp)
-            self._file = sf.SoundFile(self._tmp, "w", self.rate, self.channels, subtype=self.subtype, format=self.container)
+            self._file = sf.SoundFile(
+                self._tmp, "w", self.rate, self.channels, subtype=self.subtype, format=self.container
+            )
         self._file.write(data)
 
     def commit(self) -> None:

@@ -265,9 +265,7 @@ class FastVocoder(nn.Module):
         hop = self.cfg.hop_length
         frames = spec.shape[-1]
         spec = torch.cat([spec.new_zeros(*spec.shape[:-1], 1), spec], dim=-1)
-        audio = torch.istft(
-            spec, self.cfg.n_fft, hop, window=self.window, center=True, length=(frames + 1) * hop
-        )
+        audio = torch.istft(spec, self.cfg.n_fft, hop, window=self.window, center=True, length=(frames + 1) * hop)
         return audio[..., hop // 2 : hop // 2 + frames * hop]
 
 
@@ -342,9 +340,7 @@ class GriffinLim(nn.Module):
         audio = self.griffin_lim(magnitude)  # frame i centred on hop * i
         audio = torch.nn.functional.pad(audio, (hop // 2, 0))  # ... move it to hop * i + hop / 2
         frames = mel.shape[-1]
-        return torch.nn.functional.pad(audio, (0, max(0, frames * hop - audio.shape[-1])))[
-            ..., : frames * hop
-        ]
+        return torch.nn.functional.pad(audio, (0, max(0, frames * hop - audio.shape[-1])))[..., : frames * hop]
 
 
 # The one table of vocoder architectures: arch name -> class (which carries the rest).

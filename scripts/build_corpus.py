@@ -75,19 +75,33 @@ class Source:
 
 
 SOURCES = (
-    Source("rock", "fretsonfire-songs-muldjord", "stems",
-           "usr/share/games/fretsonfire/data/songs/muldjord", ("*/",)),
-    Source("rock", "fretsonfire-songs-sectoid", "stems",
-           "usr/share/games/fretsonfire/data/songs/sectoid", ("*/",)),
-    Source("orchestral", "wesnoth-1.16-music", "files",
-           "usr/share/games/wesnoth/1.16/data/core/music", ("*.ogg",),
-           exclude={"silence": "10 s of near-silence used as a pause"}),
-    Source("electronic", "nexuiz-music", "files", "sound/cdtracks",
-           ("*.ogg",), archive="usr/share/games/nexuiz/data/music.pk3",
-           exclude={"thunder": "thunder sound effect (11025 Hz), not music"}),
-    Source("electronic", "warzone2100-music", "files",
-           "usr/share/games/warzone2100/music",
-           ("*.opus", "albums/*/*.opus"), drop_dirs=("albums",)),
+    Source("rock", "fretsonfire-songs-muldjord", "stems", "usr/share/games/fretsonfire/data/songs/muldjord", ("*/",)),
+    Source("rock", "fretsonfire-songs-sectoid", "stems", "usr/share/games/fretsonfire/data/songs/sectoid", ("*/",)),
+    Source(
+        "orchestral",
+        "wesnoth-1.16-music",
+        "files",
+        "usr/share/games/wesnoth/1.16/data/core/music",
+        ("*.ogg",),
+        exclude={"silence": "10 s of near-silence used as a pause"},
+    ),
+    Source(
+        "electronic",
+        "nexuiz-music",
+        "files",
+        "sound/cdtracks",
+        ("*.ogg",),
+        archive="usr/share/games/nexuiz/data/music.pk3",
+        exclude={"thunder": "thunder sound effect (11025 Hz), not music"},
+    ),
+    Source(
+        "electronic",
+        "warzone2100-music",
+        "files",
+        "usr/share/games/warzone2100/music",
+        ("*.opus", "albums/*/*.opus"),
+        drop_dirs=("albums",),
+    ),
 )
 
 
@@ -202,8 +216,7 @@ def _dep5_license(text: str, sample_path: str) -> str:
     for stanza in re.split(r"\n\s*\n", text):
         files = re.search(r"^Files:(.*(?:\n[ \t].*)*)", stanza, re.M)
         lic = re.search(r"^License:[ \t]*(.+)", stanza, re.M)
-        if files and lic and any(fnmatch.fnmatch(sample_path, pat)
-                                 for pat in files.group(1).split()):
+        if files and lic and any(fnmatch.fnmatch(sample_path, pat) for pat in files.group(1).split()):
             found = lic.group(1).strip()
     return found
 
@@ -222,7 +235,7 @@ def _freeform_license(text: str) -> str:
     # The packaging's own license (e.g. Apache-2.0 for debian/) is not the
     # music's, so stop reading where the packaging section starts.
     cut = re.search(r"^\s*Packaging:|The Debian packaging is", text, re.M)
-    body = text[:cut.start()] if cut else text
+    body = text[: cut.start()] if cut else text
     hits = []
     for rank, (name, pattern) in enumerate(_LICENSE_PHRASES):
         match = re.search(pattern, body, re.I | re.S)
@@ -266,8 +279,9 @@ def find_tracks(src: Source, pkg_root: Path) -> list[Track]:
     for pattern in src.patterns:
         for hit in sorted(root.glob(pattern)):
             if src.kind == "stems":
-                files = [p for p in sorted(hit.iterdir()) if is_audio(p)
-                         and not p.stem.lower().startswith(NON_MIX_STEMS)]
+                files = [
+                    p for p in sorted(hit.iterdir()) if is_audio(p) and not p.stem.lower().startswith(NON_MIX_STEMS)
+                ]
             else:
                 files = [hit] if is_audio(hit) else []
             if not files:
@@ -318,8 +332,9 @@ def source_seconds(path: Path) -> float:
     return info.frames / info.samplerate
 
 
-def design_lowpass(up: int, down: int, zero_crossings: int = 32,
-                   rolloff: float = 0.95, beta: float = 8.6) -> tuple[np.ndarray, int]:
+def design_lowpass(
+    up: int, down: int, zero_crossings: int = 32, rolloff: float = 0.95, beta: float = 8.6
+) -> tuple[np.ndarray, int]:
     """Kaiser-windowed sinc lowpass for resampling by up/down.
 
     It runs at the upsampled rate and cuts at rolloff * the lower Nyquist
@@ -352,7 +367,7 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     k = np.arange(-reach, reach + 1)
     n_out = -(-len(x) * up // down)
     padded = np.zeros(len(x) + 2 * reach + down + 1, dtype=np.float32)
-    padded[reach:reach + len(x)] = x
+    padded[reach : reach + len(x)] = x
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1)
     y = np.empty(n_out, dtype=np.float32)
     for n0 in range(min(up, n_out)):
@@ -362,7 +377,7 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
         # Reversed because windows run forward in x while k runs backward.
         taps = np.where(inside, h[np.clip(idx, 0, len(h) - 1)], 0.0)[::-1]
         count = -(-(n_out - n0) // up)
-        y[n0::up] = windows[q0:q0 + (count - 1) * down + 1:down] @ taps.astype(np.float32)
+        y[n0::up] = windows[q0 : q0 + (count - 1) * down + 1 : down] @ taps.astype(np.float32)
     return y
 
 
@@ -370,7 +385,7 @@ def mix(parts: list[np.ndarray]) -> np.ndarray:
     """Sum stems, padding the shorter ones with silence."""
     out = np.zeros(max(len(p) for p in parts), dtype=np.float32)
     for p in parts:
-        out[:len(p)] += p
+        out[: len(p)] += p
     return out
 
 
@@ -405,8 +420,7 @@ def write_flac(path: Path, audio: np.ndarray) -> None:
 # Corpus
 
 
-def build_package(src: Source, cache: Path, out: Path,
-                  max_seconds: float | None) -> tuple[list[dict], int]:
+def build_package(src: Source, cache: Path, out: Path, max_seconds: float | None) -> tuple[list[dict], int]:
     """Fetch one package and write its tracks; return entries and error count."""
     print(f"{src.genre}: {src.package}", flush=True)
     deb = fetch_deb(src.package, cache)
@@ -414,10 +428,8 @@ def build_package(src: Source, cache: Path, out: Path,
     pkg_root = extract_deb(deb, src.package, version, cache)
     tracks = find_tracks(src, pkg_root)
     if any(f.suffix.lower() == ".opus" for t in tracks for f in t.files) and not opus_supported():
-        raise SkipError(f"this libsndfile ({sf.__libsndfile_version__}) "
-                        "cannot read Ogg Opus (needs >= 1.0.29)")
-    license_ = read_license(pkg_root, src.package,
-                            tracks[0].sources[0] if tracks else src.root)
+        raise SkipError(f"this libsndfile ({sf.__libsndfile_version__}) cannot read Ogg Opus (needs >= 1.0.29)")
+    license_ = read_license(pkg_root, src.package, tracks[0].sources[0] if tracks else src.root)
     entries, errors = [], 0
     for track in tracks:
         rel = Path(src.genre) / src.package / f"{track.name}.flac"
@@ -431,16 +443,18 @@ def build_package(src: Source, cache: Path, out: Path,
             errors += 1
             continue
         write_flac(out / rel, audio)
-        entries.append({
-            "path": rel.as_posix(),
-            "genre": src.genre,
-            "package": src.package,
-            "package_version": version,
-            "source": track.sources,
-            "duration_s": round(len(audio) / SAMPLE_RATE, 3),
-            "license": license_,
-            "split": "train",
-        })
+        entries.append(
+            {
+                "path": rel.as_posix(),
+                "genre": src.genre,
+                "package": src.package,
+                "package_version": version,
+                "source": track.sources,
+                "duration_s": round(len(audio) / SAMPLE_RATE, 3),
+                "license": license_,
+                "split": "train",
+            }
+        )
     print(f"  {len(entries)} tracks, license {license_}", flush=True)
     return entries, errors
 
@@ -452,9 +466,8 @@ def assign_splits(entries: list[dict], holdout: int) -> None:
     genre's validation set is not just the alphabetically last package.
     """
     for genre in {e["genre"] for e in entries}:
-        ranked = sorted((e for e in entries if e["genre"] == genre),
-                        key=lambda e: (Path(e["path"]).name, e["package"]))
-        for entry in ranked[max(0, len(ranked) - holdout):] if holdout > 0 else []:
+        ranked = sorted((e for e in entries if e["genre"] == genre), key=lambda e: (Path(e["path"]).name, e["package"]))
+        for entry in ranked[max(0, len(ranked) - holdout) :] if holdout > 0 else []:
             entry["split"] = "val"
 
 
@@ -475,19 +488,27 @@ def print_summary(entries: list[dict]) -> None:
         rows = [e for e in entries if e["genre"] == genre]
         mins = {s: sum(e["duration_s"] for e in rows if e["split"] == s) / 60 for s in ("train", "val")}
         count = {s: sum(e["split"] == s for e in rows) for s in ("train", "val")}
-        print(f"{genre:<12}{len(rows):>7}{mins['train'] + mins['val']:>9.1f}"
-              f"{count['train']:>7}{mins['train']:>8.1f}{count['val']:>5}{mins['val']:>7.1f}")
+        print(
+            f"{genre:<12}{len(rows):>7}{mins['train'] + mins['val']:>9.1f}"
+            f"{count['train']:>7}{mins['train']:>8.1f}{count['val']:>5}{mins['val']:>7.1f}"
+        )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="corpus folder to write")
-    parser.add_argument("--cache", type=Path, default=Path("~/.cache/genreshift-corpus"),
-                        help="where .debs and their contents are kept (default: %(default)s)")
-    parser.add_argument("--holdout", type=int, default=3,
-                        help="tracks per genre held out as validation (default: %(default)s)")
-    parser.add_argument("--max-seconds", type=float, default=None,
-                        help="keep only the first N seconds of each track (N >= 5)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("~/.cache/genreshift-corpus"),
+        help="where .debs and their contents are kept (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--holdout", type=int, default=3, help="tracks per genre held out as validation (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, default=None, help="keep only the first N seconds of each track (N >= 5)"
+    )
     args = parser.parse_args(argv)
     if args.max_seconds is not None and args.max_seconds < MIN_SECONDS:
         parser.error(f"--max-seconds must be at least {MIN_SECONDS:g}")

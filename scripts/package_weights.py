@@ -66,7 +66,11 @@ def main() -> None:
     registry_file = WEIGHTS / "registry.json"
     rows = {r["model"]: r for r in json.loads(registry_file.read_text())["files"]}
     for name, path in pairs(args.vocoder):
-        inference = {"refine_iters": args.refine_iters, "mel_iters": args.mel_iters, "window_frames": args.window_frames}
+        inference = {
+            "refine_iters": args.refine_iters,
+            "mel_iters": args.mel_iters,
+            "window_frames": args.window_frames,
+        }
         rows[name] = package("vocoder", name, path, args.version, None, inference)
     for name, path in pairs(args.translator):
         rows[name] = package("translator", name, path, args.version, args.default_vocoder, {})

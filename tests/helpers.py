@@ -88,7 +88,9 @@ class LocalServer:
                 server.requests.append(self.path)
                 super().do_GET()
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
+        )
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

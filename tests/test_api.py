@@ -129,7 +129,9 @@ def test_auto_says_when_it_falls_back(served, tmp_path):
     song = write_tone(tmp_path / "s.wav", 0.3)
     r = CliRunner().invoke(app, ["convert", str(song), "--model", str(odd), "-o", str(tmp_path / "o"), "--dry-run"])
     notes = [line for line in r.output.splitlines() if line.startswith("note:")]
-    assert r.exit_code == 0 and notes == ["note: vocoder 'hifigan' (named by the rock translator) is not released; using griffinlim"]
+    assert r.exit_code == 0 and notes == [
+        "note: vocoder 'hifigan' (named by the rock translator) is not released; using griffinlim"
+    ]
 
 
 def test_a_vocoder_spec_is_a_path_only_if_it_says_so(served, tmp_path, monkeypatch):

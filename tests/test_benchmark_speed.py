@@ -23,7 +23,9 @@ def test_speed_benchmark_quick(tmp_path):
     assert "| group | configuration |" in proc.stdout and "RANDOM weights" in proc.stdout
     rows = json.loads(out.read_text())["rows"]
     names = {r["name"] for r in rows}
-    assert {"decode", "mel", "encode"} | {f"{s}, batch {b}" for s in ("translate", "vocode fast") for b in (8, 16)} <= names
+    assert {"decode", "mel", "encode"} | {
+        f"{s}, batch {b}" for s in ("translate", "vocode fast") for b in (8, 16)
+    } <= names
     assert "device cpu" in proc.stdout and "peak GPU" not in proc.stdout
     assert any(n.startswith("4 x 3 s") for n in names)
     for r in rows:

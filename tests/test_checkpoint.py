@@ -13,7 +13,13 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
     ckpt = tiny_translator("rock")
     checkpoint.save(ckpt, tmp_path / "m.pt")
     back = checkpoint.load(tmp_path / "m.pt")
-    assert (back.kind, back.arch, back.config, back.mel, back.genres) == ("translator", "travelgan", TINY_TRANSLATOR, ckpt.mel, ["rock"])
+    assert (back.kind, back.arch, back.config, back.mel, back.genres) == (
+        "translator",
+        "travelgan",
+        TINY_TRANSLATOR,
+        ckpt.mel,
+        ["rock"],
+    )
     x = torch.randn(1, 80, 40) - 3
     with torch.no_grad():
         ref = Generator(TINY_TRANSLATOR)

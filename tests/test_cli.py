@@ -37,7 +37,11 @@ def test_convert_folder_of_mixed_formats(served, album, tmp_path):
     out = tmp_path / "out"
     result = run("convert", album, "--to", "rock", "-o", out, "--batch-size", "4")
     assert result.exit_code == 0, result.output
-    expected = {"a.wav": (44100, 2, "WAV", 1.5), "disc2/b.flac": (48000, 1, "FLAC", 1.0), "c.ogg": (22050, 2, "OGG", 1.2)}
+    expected = {
+        "a.wav": (44100, 2, "WAV", 1.5),
+        "disc2/b.flac": (48000, 1, "FLAC", 1.0),
+        "c.ogg": (22050, 2, "OGG", 1.2),
+    }
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted(expected)
     for rel, (rate, channels, fmt, seconds) in expected.items():
         info = sf.info(str(out / rel))

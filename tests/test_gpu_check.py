@@ -14,7 +14,17 @@ SCRIPT = Path(__file__).parents[1] / "scripts" / "gpu_check.sh"
 
 
 def run(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    cmd = ["bash", str(SCRIPT), "--python", sys.executable, "--out", str(tmp_path / "out"), "--work", str(tmp_path), *args]
+    cmd = [
+        "bash",
+        str(SCRIPT),
+        "--python",
+        sys.executable,
+        "--out",
+        str(tmp_path / "out"),
+        "--work",
+        str(tmp_path),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 

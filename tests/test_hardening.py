@@ -115,7 +115,9 @@ def test_report_path_is_checked(served, tmp_path):
     one_line_failure(run("convert", song, "--to", "rock", "-o", tmp_path / "o", "--report", out), "is an output", 2)
     notes = tmp_path / "notes.html"
     notes.write_text("<p>my notes</p>")
-    one_line_failure(run("convert", song, "--to", "rock", "-o", tmp_path / "o", "--report", notes), "not a genreshift report", 2)
+    one_line_failure(
+        run("convert", song, "--to", "rock", "-o", tmp_path / "o", "--report", notes), "not a genreshift report", 2
+    )
     assert notes.read_text() == "<p>my notes</p>"
     page = tmp_path / "page.html"
     assert run("convert", song, "--to", "rock", "-o", tmp_path / "o", "--report", page).exit_code == 0
@@ -128,7 +130,9 @@ def test_report_path_is_checked(served, tmp_path):
 
 
 def test_ogg_output_rate_is_checked_before_encoding(served, tmp_path):
-    r = run("convert", write_tone(tmp_path / "s.wav", 0.3), "--to", "rock", "--format", "ogg", "--sample-rate", "256000")
+    r = run(
+        "convert", write_tone(tmp_path / "s.wav", 0.3), "--to", "rock", "--format", "ogg", "--sample-rate", "256000"
+    )
     one_line_failure(r, "OGG output is limited to 200000 Hz", 2)
     song = write_tone(tmp_path / "in" / "c.ogg", 0.3, 44100, 1, format="OGG", subtype="VORBIS")
     r = run("convert", song, "--to", "rock", "-o", tmp_path / "o", "--sample-rate", "384000")  # crashed (exit 139)

@@ -65,7 +65,9 @@ def test_other_ratios_are_read_from_the_shapes(tmp_path):
 )
 def test_a_wrong_generator_is_one_clear_error(tmp_path, cfg, edit, reason):
     path = _neurips_file(tmp_path / "g.pt", cfg, edit)
-    with pytest.raises(checkpoint.CheckpointError, match=f"g.pt: looks like a melgan-neurips generator, but .*{re.escape(reason)}"):
+    with pytest.raises(
+        checkpoint.CheckpointError, match=f"g.pt: looks like a melgan-neurips generator, but .*{re.escape(reason)}"
+    ):
         checkpoint.load(path)
 
 
@@ -98,7 +100,9 @@ def test_convert_with_a_melgan_neurips_file(served, tmp_path):
 
 def test_vocoder_melgan_is_refused_in_one_line_while_none_is_released(served, tmp_path):
     write_tone(tmp_path / "in" / "a.wav", 1.0)
-    r = runner.invoke(app, ["convert", str(tmp_path / "in"), "--to", "rock", "-o", str(tmp_path / "out"), "--vocoder", "melgan"])
+    r = runner.invoke(
+        app, ["convert", str(tmp_path / "in"), "--to", "rock", "-o", str(tmp_path / "out"), "--vocoder", "melgan"]
+    )
     _one_error_line(r, "no MelGAN vocoder is released; pass a MelGAN generator file instead")
 
 

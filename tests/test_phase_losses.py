@@ -114,4 +114,6 @@ def test_train_vocoder_logs_and_weights_the_phase_losses(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert any("ip" in line for line in lines)
     melgan = ["--arch", "melgan", *SIZES["melgan"], "--ip-weight", "1"]
-    fails_with(run(*args[:-4], "--name", "m", "--out", tmp_path / "m", *TINY, "--steps", "1", *melgan), "--arch fast only")
+    fails_with(
+        run(*args[:-4], "--name", "m", "--out", tmp_path / "m", *TINY, "--steps", "1", *melgan), "--arch fast only"
+    )

@@ -88,7 +88,9 @@ def test_shards_cover_every_file_exactly_once(served, tmp_path):
     assert "->" not in r.output
     again = runner.invoke(app, ["convert", str(tmp_path / "lib"), "--to", "rock", "-o", str(tmp_path / "y"),
                                 "--shard", "1/3", "--dry-run"])  # fmt: skip
-    assert sorted(Path(line.split(" -> ")[0]).name for line in again.output.splitlines() if " -> " in line) == produced[1]
+    assert (
+        sorted(Path(line.split(" -> ")[0]).name for line in again.output.splitlines() if " -> " in line) == produced[1]
+    )
 
 
 def test_bad_shard_is_a_usage_error(served, tmp_path):
@@ -175,7 +177,9 @@ def test_torchrun_report_path_is_checked_against_every_share(served, tmp_path):
         proc = _torchrun("-m", "genreshift", "convert", tmp_path / "lib", "--to", "rock", "-o", out,
                          "--report", out / name, threads=1, cwd=tmp_path)  # fmt: skip
         assert proc.returncode != 0 and proc.stderr.count("is an output of this conversion") == 1, proc.stderr[-3000:]
-        assert re.findall(r"exitcode\s*:\s*(-?\d+)", proc.stderr) and set(re.findall(r"exitcode\s*:\s*(-?\d+)", proc.stderr)) == {"2"}
+        assert re.findall(r"exitcode\s*:\s*(-?\d+)", proc.stderr) and set(
+            re.findall(r"exitcode\s*:\s*(-?\d+)", proc.stderr)
+        ) == {"2"}
         assert not out.exists() or not list(out.rglob("*.wav"))  # refused before converting
 
 

@@ -60,17 +60,26 @@ def test_short_segments_match_a_whole_file_pass(served, tmp_path, rate):
     song = write_tone(tmp_path / "long.wav", 21.3, rate, 2, subtype="FLOAT")
     outputs = {}
     for seconds in [1000.0, 6.0, 1.0]:  # one segment; 2 vocoder windows each; 1 window each
-        conv = Converter(ConvertOptions(genre="rock", vocoder="fast", output=tmp_path / str(seconds), segment_seconds=seconds))
+        conv = Converter(
+            ConvertOptions(genre="rock", vocoder="fast", output=tmp_path / str(seconds), segment_seconds=seconds)
+        )
         [result] = conv.convert([song])
         assert result.status == "converted", result.message
         out = tmp_path / str(seconds) / "long.wav"
         info = sf.info(str(out))
-        assert (info.samplerate, info.channels, info.frames, info.subtype) == (rate, 2, sf.info(str(song)).frames, "FLOAT")
+        assert (info.samplerate, info.channels, info.frames, info.subtype) == (
+            rate,
+            2,
+            sf.info(str(song)).frames,
+            "FLOAT",
+        )
         outputs[seconds] = sf.read(str(out), dtype="float64")[0]
     whole = outputs[1000.0]
     # Loudness levelling works on a grid of the track, not of the segments: no difference.
     assert _snr_db(whole, outputs[6.0]) > 80 and _snr_db(whole, outputs[1.0]) > 80
-    raw = Converter(ConvertOptions(genre="rock", vocoder="fast", output=tmp_path / "raw", segment_seconds=6.0, level=False))
+    raw = Converter(
+        ConvertOptions(genre="rock", vocoder="fast", output=tmp_path / "raw", segment_seconds=6.0, level=False)
+    )
     assert raw.convert([song])[0].status == "converted"
     reference = soft_limit(torch.from_numpy(_whole_file(raw, song))).numpy()
     assert _snr_db(reference, sf.read(str(tmp_path / "raw" / "long.wav"), dtype="float64")[0][:, 0]) > 60

@@ -74,7 +74,14 @@ def test_melgan_state_dict_keys_match_melgan_neurips():
     assert sum(p.numel() for p in MelGAN(MelGANConfig()).parameters()) == 4_260_257 + 5793
 
 
-@pytest.mark.parametrize("net", [MelGAN(MelGANConfig(ngf=4, n_residual_layers=1)), FastVocoder(TINY_FAST), GriffinLim(GriffinLimConfig(n_iter=4), MEL)])
+@pytest.mark.parametrize(
+    "net",
+    [
+        MelGAN(MelGANConfig(ngf=4, n_residual_layers=1)),
+        FastVocoder(TINY_FAST),
+        GriffinLim(GriffinLimConfig(n_iter=4), MEL),
+    ],
+)
 def test_every_vocoder_gives_hop_samples_per_frame(net):
     with torch.inference_mode():
         out = net(torch.randn(2, 80, 37) - 3)
@@ -254,7 +261,16 @@ def test_longer_vocoder_windows_are_opt_in_and_change_nothing_without_refinement
         vocoder = Converter(ConvertOptions(genre="rock", vocoder=str(tmp_path / f"v{window}.pt"), device="cpu")).vocoder
         assert vocoder.window_frames == vocoder_windows(vocoder).size == window
         out = tmp_path / f"out{window}"
-        args = ["convert", str(tmp_path / "in"), "--to", "rock", "-o", str(out), "--vocoder", str(tmp_path / f"v{window}.pt")]
+        args = [
+            "convert",
+            str(tmp_path / "in"),
+            "--to",
+            "rock",
+            "-o",
+            str(out),
+            "--vocoder",
+            str(tmp_path / f"v{window}.pt"),
+        ]
         assert CliRunner().invoke(app, [*args, "-q"]).exit_code == 0
         outputs.append(torch.from_numpy(sf.read(out / "a.wav", dtype="float32")[0]))
     assert _snr_db(outputs[0], outputs[1]) > 60

@@ -65,7 +65,9 @@ MaxSeconds = Annotated[
 ]
 MaxMinutes = Annotated[
     Optional[float],
-    typer.Option(min=0.01, help="Stop after this many minutes of training, or at --steps if sooner; saves as at the end."),
+    typer.Option(
+        min=0.01, help="Stop after this many minutes of training, or at --steps if sooner; saves as at the end."
+    ),
 ]
 CacheDir = Annotated[
     Optional[Path], typer.Option(help="Decoded-track cache (default: <GENRESHIFT_HOME>/cache/training).")
@@ -179,7 +181,9 @@ def finetune(
     paired: Annotated[
         bool, typer.Option(help="Learn from files that match by relative path (supervised L1 recipe).")
     ] = False,
-    lr: Annotated[Optional[float], typer.Option(min=0.0, help="Adam learning rate of G and S (1e-4; paired 1e-3).")] = None,
+    lr: Annotated[
+        Optional[float], typer.Option(min=0.0, help="Adam learning rate of G and S (1e-4; paired 1e-3).")
+    ] = None,
     lr_d: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of D.")] = 1e-4,
     adv_weight: OptWeight("hinge adversarial loss", "1; paired 0") = None,
     travel_weight: OptWeight("TraVeL loss (keeps content)", "10; paired 0") = None,

@@ -224,7 +224,9 @@ def paired_crops(source: Crops, target: Crops, tc: TrainConfig, rank: int, frame
         say("paired: no pairs, so no supervised L1 term; training unpaired")
         return None
     try:
-        return Crops(matched, source.frames, 1, tc.val_crops, tc.seed + 2, rank, tc.silence_db, "paired tracks", frame_s)
+        return Crops(
+            matched, source.frames, 1, tc.val_crops, tc.seed + 2, rank, tc.silence_db, "paired tracks", frame_s
+        )
     except TrainingError as exc:
         say(f"paired: {exc}; training unpaired")
         return None

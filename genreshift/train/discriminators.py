@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+
 def _wn(module: nn.Module) -> nn.Module:
     return nn.utils.parametrizations.weight_norm(module)
 

@@ -68,7 +68,9 @@ class FinetuneResult:
 # -- one step -------------------------------------------------------------------------------
 
 
-def _train_step(r: "_Run", a: torch.Tensor | None, b: torch.Tensor | None, pairs: torch.Tensor | None) -> dict[str, float]:
+def _train_step(
+    r: "_Run", a: torch.Tensor | None, b: torch.Tensor | None, pairs: torch.Tensor | None
+) -> dict[str, float]:
     """One update of G and S, then of D. Terms whose weight is 0 are not computed, and with
     no adversarial term D is not trained: the supervised ``--paired`` recipe is a plain L1 step."""
     g, s, d, w, parts = r.g, r.s, r.d, r.opts.weights, r.opts.hparams.parts
@@ -197,7 +199,9 @@ def _frames(clips: list, rows: slice, silence_db: float) -> torch.Tensor:
                       for c in clips], dim=1)[None]  # fmt: skip
 
 
-def _colour_from_data(src: Crops, tgt: Crops, pairs: Crops | None, silence_db: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _colour_from_data(
+    src: Crops, tgt: Crops, pairs: Crops | None, silence_db: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The colour map a new G starts from: the best per-bin affine equaliser of the pairs,
     or without pairs the per-bin offset between the folders' mean levels."""
     if pairs is not None:

@@ -71,5 +71,5 @@ def mean_colour(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tenso
     """Per-bin offset that gives unpaired source frames the target's mean level, for
     (N, n_mels, T) crops of each -> (n_mels,) scale (ones) and offset: an equaliser. The
     spread is not matched, because without pairs it mixes timbre with dynamics and notes."""
-    offset = (target.mean(dim=(0, 2)) - source.mean(dim=(0, 2)))
+    offset = target.mean(dim=(0, 2)) - source.mean(dim=(0, 2))
     return torch.ones_like(offset), offset

@@ -185,7 +185,9 @@ def _setup(opts: VocoderTrainOptions, env: loop.Env) -> _Run:
         parts = {"discriminator": d, "opt_g": opt_g, "opt_d": opt_d}
         tally = loop.unpack(resumed.extra["training"], parts, {"train": crops.rng}, env, run_dir / "last.pt")
         progress.say(env.is_main, opts.quiet, f"resuming {run_dir / 'last.pt'} at step {tally.step}")
-    return _Run(opts, env, run_dir, export, cfg, hp, mel_cfg, crops, g, d, opt_g, opt_d, tally, _init_steps(resumed, init))
+    return _Run(
+        opts, env, run_dir, export, cfg, hp, mel_cfg, crops, g, d, opt_g, opt_d, tally, _init_steps(resumed, init)
+    )
 
 
 def _init_steps(resumed: Checkpoint | None, init: Checkpoint | None) -> int:

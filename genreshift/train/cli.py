@@ -189,7 +189,7 @@ def finetune(
     travel_weight: OptWeight("TraVeL loss (keeps content)", "10; paired 0") = None,
     siamese_weight: OptWeight("siamese margin loss", "10; paired 0") = None,
     identity_weight: OptWeight("|G(target) - target|", "0") = None,
-    content_weight: OptWeight("content loss (harmonics stay in place)", "10; paired 0") = None,
+    content_weight: OptWeight("content loss (harmonics stay in place)", "50; paired 0") = None,
     paired_weight: OptWeight("--paired L1 term", "1") = None,
     margin: Annotated[float, typer.Option(min=0.0, help="Siamese margin (delta).")] = 2.0,
     parts: Annotated[int, typer.Option(min=1, help="Parts each crop is split into for G.")] = 3,
@@ -200,7 +200,7 @@ def finetune(
         Optional[int], typer.Option(min=0, help="G changes a smooth gain with this many points (new: 16; paired 0).")
     ] = None,
     residual_limit: Annotated[
-        Optional[float], typer.Option(min=0.0, help="Bound of G's per-bin residual, 0 = none (new: 0.5; paired 0).")
+        Optional[float], typer.Option(min=0.0, help="Bound of G's per-bin residual, 0 = none (new: 0.25; paired 0).")
     ] = None,
     channels: Annotated[Optional[int], typer.Option(min=1, help="G width (default 128).")] = None,
     blocks: Annotated[Optional[int], typer.Option(min=1, help="G residual blocks (default 6).")] = None,

@@ -77,7 +77,7 @@ def finetune_recipe(paired: bool) -> tuple[FinetuneConfig, TravelLossWeights]:
 
 
 # Chosen by measurement: docs/training.md, "translator v3".
-UNPAIRED_CONTENT_WEIGHT = 10.0
+UNPAIRED_CONTENT_WEIGHT = 50.0
 
 
 def new_translator(paired: bool) -> TranslatorConfig:
@@ -85,7 +85,7 @@ def new_translator(paired: bool) -> TranslatorConfig:
     v1 layout, so that old checkpoints, whose files predate the v3 fields, rebuild unchanged."""
     if paired:
         return TranslatorConfig(colour=True)
-    return TranslatorConfig(colour=True, gain_points=16, residual_limit=0.5)
+    return TranslatorConfig(colour=True, gain_points=16, residual_limit=0.25)
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,10 @@ def test_resume_after_ctrl_c_in_the_middle_of_a_step_is_exact(folders, tmp_path,
 
     from genreshift.train import finetune as ft
 
+    # A terminal's Ctrl-C. A test run started in the background by a shell without job control
+    # (`pytest &`, `nohup .ci/run &`) inherits SIGINT ignored, and genreshift rightly keeps an
+    # ignored SIGINT ignored; this test is about the Ctrl-C a user types.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     assert finetune(folders, "a", "--steps", "5", "-q").exit_code == 0
     real = ft._train_step
 
@@ -208,6 +212,7 @@ def test_resume_after_ctrl_c_in_the_middle_of_a_step_is_exact(folders, tmp_path,
     assert stopped.exit_code == 130 and "interrupted at step 3" in stopped.output, stopped.output
     monkeypatch.setattr(ft, "_train_step", real)
     assert finetune(folders, "b", "--steps", "5", "--resume", "-q").exit_code == 0
+    signal.signal(signal.SIGINT, previous)
     a, b = (checkpoint.load(tmp_path / "home" / "runs" / n / "last.pt") for n in "ab")
     for key, value in a.state_dict.items():
         torch.testing.assert_close(b.state_dict[key], value, rtol=0, atol=0)

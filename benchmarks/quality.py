@@ -255,9 +255,17 @@ def main() -> None:
         help="only the content figures of the translation table (no vocoder table, no classifier)",
     )
     ap.add_argument(
+        "--vocoder-file",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also measure this vocoder checkpoint in the vocoder table (repeatable)",
+    )
+    ap.add_argument(
         "--no-vocoders", action="store_true", help="skip the vocoder table (translators: content and classifier only)"
     )
     ap.add_argument("--visqol-seconds", type=float, default=10.0, help="ViSQOL on this much of each excerpt; 0: off")
+    ap.add_argument("--vocoders-only", action="store_true", help="only the vocoder table")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()  # fmt: skip
     torch.manual_seed(0)
@@ -274,7 +282,11 @@ def main() -> None:
     if not args.content_only:
         if not args.no_vocoders:
             val_audio = [excerpt(args.corpus / r["path"], args.seconds) for r in rows if r["split"] == "val"]
-            report["vocoders"] = print_vocoders(val_audio, args.seconds, args.visqol_seconds)
+            report["vocoders"] = print_vocoders(val_audio, args.seconds, args.visqol_seconds, args.vocoder_file)
+        if args.vocoders_only:
+            if args.json:
+                args.json.write_text(json.dumps(report, indent=1))
+            return
         clf, report["classifier_acc"] = classifier(args.corpus, rows, genres, args)
     report["translation"] = translation_table(args.corpus, rows, translators, clf, args.seconds, args.vocoder, judge)
     print_translation(report["translation"], args.vocoder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -103,9 +104,20 @@ def available_vocoders() -> dict[str, torch.nn.Module]:
     return nets
 
 
-def print_vocoders(val_audio: list[torch.Tensor], seconds: float, visqol_seconds: float) -> dict[str, dict]:
+def vocoder_files(specs: list[str]) -> dict[str, torch.nn.Module]:
+    """``NAME=PATH`` vocoder checkpoints to measure beside the released ones (e.g. a run in
+    progress), built as their files say."""
+    nets = {}
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        nets[name] = pretrained.load_checkpoint(Path(path), "vocoder").build().eval()
+    return nets
+
+
+def print_vocoders(val_audio: list[torch.Tensor], seconds: float, visqol_seconds: float,
+                   extra: list[str] = ()) -> dict[str, dict]:  # fmt: skip
     visqol = visqol_scorer(visqol_seconds)
-    voc = vocoder_table(val_audio, available_vocoders(), visqol)
+    voc = vocoder_table(val_audio, {**available_vocoders(), **vocoder_files(list(extra))}, visqol)
     print(
         f"\nVocoders on {len(val_audio)} held-out excerpts of {seconds:.0f} s (lower is better, "
         f"except ViSQOL: MOS-LQO, audio mode, first {visqol_seconds:g} s of each)\n"

@@ -120,10 +120,15 @@ class FastVocoderConfig:
     # v3 addition: mel frames per window when `convert` cuts a track for this vocoder. Longer
     # windows spend less on the context frames computed twice; inference only, like the above.
     window_frames: int = 256  # the default of every vocoder (vocoder.WINDOW_FRAMES)
+    # v3: "direct" predicts each frame's phase; "integrated" predicts how each bin's phase
+    # turns and where new sound enters, and carries the phase from frame to frame (phase.py).
+    phase: str = "direct"
 
     def __post_init__(self) -> None:
         if self.window_frames < 16:
             raise ValueError(f"window_frames must be at least 16, got {self.window_frames}")
+        if self.phase not in ("direct", "integrated"):
+            raise ValueError(f"phase must be 'direct' or 'integrated', got {self.phase!r}")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import atomic, audio, chunking, distrib, pretrained
+from . import atomic, audio, chunking, distrib, phase, pretrained
 from .audio import AudioError, AudioInfo, Track
 from .batching import BatchQueue, Job, in_parts
 from .config import ChunkConfig, MelConfig
@@ -101,6 +101,8 @@ class _Work:
     writer: TrackWriter | None = None
     finished: bool = False  # converted or failed; its result is final
     credited: float = 0.0  # seconds of progress reported for it so far
+    # An integrated-phase vocoder's state: (track frame, its state after that frame).
+    phase_state: tuple[int, torch.Tensor] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)  # held while a segment decodes
 
     def release(self) -> None:
@@ -275,10 +277,12 @@ class Converter:
         """Convert planned tracks segment by segment; returns one result per track, in order."""
         loaded = self._loaded()
         translate_q = BatchQueue(loaded.translator, self.options.batch_size, self.device)
-        vocoder = loaded.vocoder
-        if self.device.type == "cpu" and self.options.batch_size > vocoder.cpu_batch:
-            vocoder = in_parts(vocoder, vocoder.cpu_batch)
-        vocode_q = BatchQueue(vocoder, self.options.batch_size, self.device, self._vocoded)
+        # An integrated-phase vocoder batches its net only; the phase is then carried through
+        # each track's windows in order (_synthesize).
+        net = loaded.vocoder.features if getattr(loaded.vocoder, "carries_phase", False) else loaded.vocoder
+        if self.device.type == "cpu" and self.options.batch_size > loaded.vocoder.cpu_batch:
+            net = in_parts(net, loaded.vocoder.cpu_batch)
+        vocode_q = BatchQueue(net, self.options.batch_size, self.device, self._vocoded)
         works = [_Work(p, time.perf_counter()) for p in todo]
         workers = self.options.decode_workers or (1 if self.device.type == "cpu" else 2)
         decode = ThreadPoolExecutor(workers, thread_name_prefix="genreshift-decode")
@@ -341,6 +345,8 @@ class Converter:
         for job in vocode_q.run(flush=flush):
             seg: Segment = job.payload
             out = job.result().unflatten(0, (len(seg.vocode.windows), seg.mel.shape[0]))
+            if getattr(self.vocoder, "carries_phase", False):
+                out = self._synthesize(seg, out, job.windows.unflatten(0, out.shape[:2]))
             summed, weights = chunking.accumulate(out, seg.vocode, scale=self.mel_config.hop_length)
             write.submit(self._write, seg, summed.cpu(), weights.cpu())
 
@@ -352,6 +358,36 @@ class Converter:
         out = job.result().unflatten(0, (len(seg.translate.windows), seg.mel.shape[0]))
         mel = chunking.stitch(out, seg.translate)  # (C, n_mels, T), still on the model device
         return chunking.split(mel, seg.vocode).flatten(0, 1)
+
+    def _synthesize(self, seg: Segment, features: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
+        """Integrated phase: audio windows from the net's (N, C, K, L) features (and the
+        windows' (N, C, n_mels, L) mels, for the refinement), window after
+        window, each continuing the phase its predecessor reached (phase.py), so the cores
+        match a whole-file pass.
+
+        A window starts from the state its predecessor left ``vocoder.synthesis_lead`` frames
+        before its core (the first frame whose iSTFT, or refinement, reaches the core), moved
+        back to a multiple of ``phase.BLOCK``; earlier frames are silent in its output, which
+        the cross-fade never uses.
+        """
+        work: _Work = seg.payload
+        vocoder, hop, outs = self.vocoder, self.mel_config.hop_length, []
+        with torch.no_grad():
+            for w, feats, mel in zip(seg.vocode.windows, features, mels.to(features.device)):
+                core = seg.out_start + w.target_start  # track frame of the core's start
+                origin = core - w.keep_offset  # track frame of the window's first frame
+                begin, state = 0, None
+                if work.phase_state is not None:
+                    frame, state = work.phase_state
+                    begin = frame + 1 - origin
+                # the frame before the one where the next window will start: on a multiple of
+                # the scan's block, so every window adds up its frames as a whole-file pass does
+                start = core + w.keep_length - seg.vocode.overlap - vocoder.synthesis_lead
+                frame = start // phase.BLOCK * phase.BLOCK - 1
+                audio, state = vocoder.synthesize(feats[..., begin:], mel[..., begin:], state, frame - origin - begin)
+                outs.append(torch.nn.functional.pad(audio, (begin * hop, 0)))
+                work.phase_state = (frame, state)
+        return torch.stack(outs)
 
     def _vocoded(self, job: Job, n: int) -> None:
         """Progress: each vocoded window is a known share of its segment's duration."""

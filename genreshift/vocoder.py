@@ -20,6 +20,7 @@ import torchaudio
 from torch import nn
 
 from .config import FastVocoderConfig, GriffinLimConfig, MelConfig, MelGANConfig
+from . import phase
 from .mel import filterbank
 
 # Mel frames per window the pipeline cuts for a vocoder; a fast vocoder's config may ask for
@@ -149,9 +150,20 @@ class FastVocoder(nn.Module):
         fast: 8 more frames keep chunked output within 40 dB of a whole-file pass
         (tests/test_vocoder.py). Never below 16.
         """
-        net = 3 + cfg.n_blocks * (cfg.kernel_size // 2) + 2
+        reach = 3 + cfg.n_blocks * (cfg.kernel_size // 2)
+        if cfg.phase == "integrated":
+            # A window's synthesis starts up to a scan block before its lead, and the net's
+            # output there must already be exact: the phase carries any error on.
+            return max(16, reach + FastVocoder.lead_for(cfg) + phase.BLOCK - 1)
         refine = 8 if cfg.refine_iters or cfg.mel_iters else 0
-        return max(16, net + refine)
+        return max(16, reach + 2 + refine)
+
+    @staticmethod
+    def lead_for(cfg: FastVocoderConfig) -> int:
+        """Integrated phase: frames before a chunk's first output frame that its synthesis
+        needs: the iSTFT of the frame 2 before it reaches it (n_fft = 4 hops), and the
+        refinement spreads 8 frames further (see ``context_for``)."""
+        return cfg.n_fft // cfg.hop_length // 2 + (8 if cfg.refine_iters or cfg.mel_iters else 0)
 
     @property
     def context_frames(self) -> int:
@@ -170,8 +182,16 @@ class FastVocoder(nn.Module):
             [ConvNeXtBlock(cfg.dim, cfg.intermediate_dim, cfg.kernel_size) for _ in range(cfg.n_blocks)]
         )
         self.final_norm = nn.LayerNorm(cfg.dim, eps=1e-6)
-        self.head = nn.Linear(cfg.dim, cfg.n_fft + 2)
+        bins = cfg.n_fft // 2 + 1
+        # direct: log-magnitude and phase; integrated: log-magnitude, advance and offset (phase.py)
+        self.head = nn.Linear(cfg.dim, bins * (3 if self.carries_phase else 2))
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        if self.carries_phase:
+            self.register_buffer("bin_advance", phase.bin_advance(cfg.n_fft, cfg.hop_length), persistent=False)
+            self.register_buffer("bin_offset", phase.bin_offset(cfg.n_fft), persistent=False)
+            with torch.no_grad():  # start at the priors: each bin turns at its centre frequency
+                self.head.weight[bins:].zero_()
+                self.head.bias[bins:].zero_()
         if cfg.magnitude_prior or cfg.refine_iters or cfg.mel_iters:
             self.bands = MelBands(mel or MelConfig(), cfg)
         if cfg.magnitude_prior:
@@ -179,25 +199,75 @@ class FastVocoder(nn.Module):
                 self.head.weight[: cfg.n_fft // 2 + 1].zero_()
                 self.head.bias[: cfg.n_fft // 2 + 1].zero_()
 
+    @property
+    def carries_phase(self) -> bool:
+        """True for an integrated-phase net: chunks of one track must then be synthesised in
+        order, each from the state the one before left (``synthesize``)."""
+        return self.cfg.phase == "integrated"
+
+    @property
+    def synthesis_lead(self) -> int:
+        return self.lead_for(self.cfg)
+
     def forward(self, mel: torch.Tensor, with_spectrum: bool = False):
-        """Audio; with ``with_spectrum`` (training) also the predicted magnitude and phase."""
-        magnitude, phase = self.spectrum(mel)
-        spec = torch.polar(magnitude, phase)
+        """Audio; with ``with_spectrum`` (training) also a dict of the predicted ``magnitude``
+        and ``phase`` (and, integrated, ``advance`` and ``offset``), (B, F, T) each."""
+        parts = self.parts(self.features(mel))
+        if self.carries_phase:
+            spec, _ = phase.integrate(parts["magnitude"], parts["advance"], parts["offset"])
+            if with_spectrum:
+                parts["phase"] = spec.angle()
+        else:
+            spec = torch.polar(parts["magnitude"], parts["phase"])
         if not self.training and (self.cfg.refine_iters or self.cfg.mel_iters):
             spec = self._refine(spec, mel.float())
         audio = self._istft(spec)
-        return (audio, magnitude, phase) if with_spectrum else audio
+        return (audio, parts) if with_spectrum else audio
 
-    def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predicted STFT magnitude and phase, (B, n_fft // 2 + 1, T) each."""
+    def features(self, mel: torch.Tensor) -> torch.Tensor:
+        """The net's output, (B, 2F, T) direct or (B, 3F, T) integrated, priors added: the
+        part of the vocoder that windows of many tracks can share a batch for."""
         x = self.norm(self.embed(mel).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
         x = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2).float()
-        log_mag, phase = x.chunk(2, dim=1)
+        bins = self.cfg.n_fft // 2 + 1
         if self.cfg.magnitude_prior:
-            log_mag = log_mag + self._prior(mel.float())
-        return torch.exp(log_mag).clamp(max=1e2), phase
+            x = torch.cat([x[:, :bins] + self._prior(mel.float()), x[:, bins:]], dim=1)
+        if self.carries_phase:
+            x = torch.cat([x[:, :bins], x[:, bins : 2 * bins] + self.bin_advance[:, None],
+                           x[:, 2 * bins :] + self.bin_offset[:, None]], dim=1)  # fmt: skip
+        return x
+
+    def parts(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``features`` by name: ``magnitude`` and ``phase``, or ``magnitude``, ``advance`` and
+        ``offset``."""
+        names = ("magnitude", "advance", "offset") if self.carries_phase else ("magnitude", "phase")
+        parts = dict(zip(names, features.chunk(len(names), dim=1)))
+        parts["magnitude"] = torch.exp(parts["magnitude"]).clamp(max=1e2)
+        return parts
+
+    def synthesize(self, features: torch.Tensor, mel: torch.Tensor, state: torch.Tensor | None = None,
+                   state_at: int = -1):  # fmt: skip
+        """Integrated phase: audio from ``features`` of consecutive frames of one track and
+        their ``mel`` (for the refinement, when the config asks for it), (B, 3F, T) and
+        (B, n_mels, T) -> (B, T * hop), and the state to go on from after frame ``state_at``
+        (before refinement). ``state`` is such a state for the frame just before these, None
+        at the start of the track."""
+        parts = self.parts(features)
+        spec, states = phase.integrate(parts["magnitude"], parts["advance"], parts["offset"], state)
+        state = states[..., state_at, :]
+        if not self.training and (self.cfg.refine_iters or self.cfg.mel_iters):
+            spec = self._refine(spec, mel.float())
+        return self._istft(spec), state
+
+    def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted STFT magnitude and phase, (B, n_fft // 2 + 1, T) each."""
+        parts = self.parts(self.features(mel))
+        if self.carries_phase:
+            spec, _ = phase.integrate(parts["magnitude"], parts["advance"], parts["offset"])
+            return parts["magnitude"], spec.angle()
+        return parts["magnitude"], parts["phase"]
 
     def _prior(self, mel: torch.Tensor) -> torch.Tensor:
         return torch.log(self.bands.spread(10.0**mel).clamp(min=1e-5))

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from genreshift.train.phase_losses import anti_wrap, consistency_loss, phase_losses
+from genreshift.train.phase_losses import advance_loss, anti_wrap, consistency_loss, offset_loss, phase_losses
 from genreshift.vocoder import FastVocoder
 from helpers import TINY_FAST
 
@@ -116,4 +116,59 @@ def test_train_vocoder_logs_and_weights_the_phase_losses(tmp_path):
     melgan = ["--arch", "melgan", *SIZES["melgan"], "--ip-weight", "1"]
     fails_with(
         run(*args[:-4], "--name", "m", "--out", tmp_path / "m", *TINY, "--steps", "1", *melgan), "--arch fast only"
+    )
+
+
+def _true_advance_and_offset(spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What an integrated-phase net should predict for ``spec``: each frame's turn from the
+    one before, and each frame's own phase as the offsets (frame 0 turns from nothing)."""
+    phase = spec.angle()
+    return torch.cat([phase[..., :1], torch.diff(phase, dim=-1)], dim=-1), phase
+
+
+def test_the_true_advance_and_offsets_give_zero_loss_even_wrapped():
+    spec = _spectrum(_music(1.0))
+    advance, offset = _true_advance_and_offset(spec)
+    weight = spec.abs()
+    assert float(advance_loss(advance + 2 * PI, spec.angle(), weight)) < 1e-4
+    assert float(offset_loss(offset - 4 * PI, spec.angle(), weight)) < 1e-4
+    # a common offset is no error either: only the differences between bins count
+    assert float(offset_loss(offset + 1.0, spec.angle(), weight)) < 1e-4
+
+
+def test_a_shifted_advance_or_offset_costs_and_loud_bins_count_most():
+    spec = _spectrum(_music(1.0))
+    advance, offset = _true_advance_and_offset(spec)
+    weight = spec.abs()
+    assert float(advance_loss(advance + 0.5, spec.angle(), weight)) == pytest.approx(0.5, abs=1e-3)
+    tilt = torch.arange(spec.shape[1], dtype=torch.float32)[:, None] * 0.3  # a group delay error
+    assert float(offset_loss(offset + tilt, spec.angle(), weight)) == pytest.approx(0.3, abs=1e-3)
+    # an error in the quietest half of the bins costs far less than the same in the loudest
+    quiet = weight < weight.median()
+    assert advance_loss(advance + 1.0 * quiet, spec.angle(), weight) < 0.1 * advance_loss(
+        advance + 1.0 * ~quiet, spec.angle(), weight
+    )
+
+
+def test_train_vocoder_trains_an_integrated_phase_net_from_a_direct_one(tmp_path):
+    """--phase integrated on --init of a direct-phase vocoder: its advance and offset losses
+    are logged, and the file says how to rebuild it; --resume may not switch it back."""
+    from genreshift import checkpoint
+    from test_vocoder_training import SIZES, TINY, fails_with, run
+    from helpers import write_tone
+
+    write_tone(tmp_path / "music" / "a.wav", 1.5)
+    args = ["train-vocoder", "--audio", tmp_path / "music", "--arch", "fast", "--name", "voc", *TINY]
+    common = ["--steps", "2", "--gan-start", "100", "--refine-iters", "0", "--mel-iters", "0", "--log-every", "1"]
+    r = run(*args, "--out", tmp_path / "direct", *SIZES["fast"], *common)
+    assert r.exit_code == 0, r.output
+    phase = ["--phase", "integrated", "--gd-weight", "1", "--iaf-weight", "1"]
+    r = run(*args, "--out", tmp_path / "run", "--init", tmp_path / "direct" / "voc.pt", *common, *phase)
+    assert r.exit_code == 0, r.output
+    ckpt = checkpoint.load(tmp_path / "run" / "voc.pt")
+    assert ckpt.config.phase == "integrated"
+    assert {"iaf", "gd"} <= set(ckpt.meta["final_losses"]) and "ip" not in ckpt.meta["final_losses"]
+    assert ckpt.build().carries_phase
+    fails_with(
+        run(*args, "--out", tmp_path / "run", "--resume", "--phase", "direct", "--steps", "3"), "phase=integrated"
     )

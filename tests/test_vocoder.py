@@ -274,3 +274,83 @@ def test_longer_vocoder_windows_are_opt_in_and_change_nothing_without_refinement
         assert CliRunner().invoke(app, [*args, "-q"]).exit_code == 0
         outputs.append(torch.from_numpy(sf.read(out / "a.wav", dtype="float32")[0]))
     assert _snr_db(outputs[0], outputs[1]) > 60
+
+
+def _integrated_vocoder(path, window_frames: int, refine: int = 0) -> None:
+    """A tiny integrated-phase vocoder file whose advance and offset rows are not the priors."""
+    from genreshift import checkpoint
+    from helpers import tiny_vocoder
+
+    ckpt = tiny_vocoder("fast")
+    ckpt.config = replace(ckpt.config, phase="integrated", window_frames=window_frames, refine_iters=refine,
+                          mel_iters=refine, magnitude_prior=bool(refine))  # fmt: skip
+    torch.manual_seed(1)
+    net = FastVocoder(ckpt.config)
+    with torch.no_grad():
+        net.head.weight.normal_(0, 0.3)
+    ckpt.state_dict = net.state_dict()
+    checkpoint.save(ckpt, path)
+
+
+def _convert_with(vocoder, folder, out) -> torch.Tensor:
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from genreshift.cli import app
+
+    args = ["convert", str(folder), "--to", "rock", "-o", str(out), "--vocoder", str(vocoder), "-q"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    return torch.from_numpy(sf.read(out / "a.wav", dtype="float32")[0])
+
+
+@pytest.mark.parametrize("refine", [0, 1])
+def test_integrated_phase_chunks_carry_the_phase_and_match_a_whole_file_pass(served, tmp_path, monkeypatch, refine):
+    """convert cuts a track into windows and carries the phase from each to the next: 64-frame
+    windows give the audio of 1024-frame ones, with or without refinement."""
+    from helpers import write_tone
+
+    write_tone(tmp_path / "in" / "a.wav", 20.0)  # 1722 frames
+    outputs = {}
+    for window in (64, 1024):
+        _integrated_vocoder(tmp_path / f"v{window}.pt", window, refine)
+        outputs[window] = _convert_with(tmp_path / f"v{window}.pt", tmp_path / "in", tmp_path / f"out{window}")
+    assert _snr_db(outputs[1024], outputs[64]) > 80
+    # ... and the test can fail: windows that start their phase afresh differ.
+    synthesize = FastVocoder.synthesize
+    monkeypatch.setattr(FastVocoder, "synthesize", lambda self, f, mel, state, at: synthesize(self, f, mel, None, at))
+    assert _snr_db(outputs[1024], _convert_with(tmp_path / "v64.pt", tmp_path / "in", tmp_path / "short")) < 80
+
+
+def test_integrated_phase_keeps_turning_through_a_held_note():
+    """A direct-phase net gives identical frames the same phase, so a held tone repeats every
+    hop; the integrated net's phase turns by the advance every frame, whatever the net."""
+    torch.manual_seed(0)
+    net = FastVocoder(replace(TINY_FAST, phase="integrated")).eval()
+    mel = torch.full((1, 80, 40), -2.0)  # a held note: every frame the same
+    with torch.inference_mode():
+        parts = net.parts(net.features(mel))
+        _, phase = net.spectrum(mel)
+    inner = slice(8, -8)  # frames whose neighbourhood is all held note (no zero padding)
+    turn = torch.diff(phase, dim=-1)[..., inner] - parts["advance"][..., 1:][..., inner]
+    assert torch.allclose(torch.remainder(turn + torch.pi, 2 * torch.pi) - torch.pi, torch.zeros(()), atol=1e-3)
+    assert parts["advance"][..., inner].std() > 0.1  # ... and the turns differ between bins
+    direct = FastVocoder(TINY_FAST).eval()
+    with torch.inference_mode():
+        _, phase = direct.spectrum(mel)
+    assert torch.allclose(torch.diff(phase, dim=-1)[..., inner], torch.zeros(()), atol=1e-5)
+
+
+def test_a_direct_phase_head_starts_an_integrated_net_with_its_magnitude():
+    from genreshift.train.vocoder import _load
+
+    torch.manual_seed(0)
+    direct = FastVocoder(replace(TINY_FAST, magnitude_prior=True)).eval()
+    with torch.no_grad():
+        direct.head.weight.normal_(0, 0.1)
+    integrated = FastVocoder(replace(TINY_FAST, magnitude_prior=True, phase="integrated")).eval()
+    _load(integrated, direct.state_dict())
+    mel = log_mel(_music(1.0), MEL)[None]
+    with torch.inference_mode():
+        assert torch.allclose(direct.spectrum(mel)[0], integrated.spectrum(mel)[0])
+        advance = integrated.parts(integrated.features(mel))["advance"]
+    assert torch.allclose(advance, integrated.bin_advance[:, None].expand_as(advance))

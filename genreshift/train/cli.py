@@ -109,6 +109,10 @@ def train_vocoder(
     mel_iters: Annotated[
         Optional[int], typer.Option(min=0, help="fast: then iterations that hold the input mel (new models: 4).")
     ] = None,
+    phase: Annotated[
+        Optional[str],
+        typer.Option(help="fast: 'direct' or 'integrated' phase (docs/training.md; new models: direct)."),
+    ] = None,
     ngf: Annotated[Optional[int], typer.Option(min=1, help="melgan: base channels (default 32).")] = None,
     n_residual_layers: Annotated[Optional[int], typer.Option(min=1, help="melgan: res. layers (default 3).")] = None,
     mel_weight: Annotated[float, typer.Option(help="Weight of the log-mel L1 loss.")] = 45.0,
@@ -136,7 +140,7 @@ def train_vocoder(
     from .vocoder import VocoderTrainOptions, run
 
     sizes = dict(dim=dim, intermediate_dim=intermediate_dim, n_blocks=n_blocks, ngf=ngf)
-    sizes.update(magnitude_prior=magnitude_prior, refine_iters=refine_iters, mel_iters=mel_iters)
+    sizes.update(magnitude_prior=magnitude_prior, refine_iters=refine_iters, mel_iters=mel_iters, phase=phase)
     sizes.update(n_residual_layers=n_residual_layers, disc=disc.value if disc else None, disc_channels=disc_channels)
     options = VocoderTrainOptions(
         audio=tuple(audio), arch=arch.value, name=name, out=out, export=export, device=device, resume=resume,

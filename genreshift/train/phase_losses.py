@@ -57,3 +57,22 @@ def consistency_loss(spec: torch.Tensor, rebuilt: torch.Tensor, edge: int = CONS
     inner = slice(edge, spec.shape[-1] - edge) if spec.shape[-1] > 2 * edge else slice(None)
     diff = torch.view_as_real(rebuilt[..., inner] - spec[..., inner])
     return diff.pow(2).sum(-1).mean()
+
+
+def weighted_mean(error: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return (error * weight).sum() / weight.sum().clamp(min=1e-8)
+
+
+def advance_loss(advance: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Integrated phase (v3): the predicted turn of each bin's phase from the frame before
+    against the input's (its instantaneous angular frequency), anti-wrapped, weighted by the
+    input's magnitude: a silent bin's phase is noise and teaches nothing. (B, F, T) each."""
+    return weighted_mean(anti_wrap(advance[..., 1:] - torch.diff(target, dim=2)), weight[..., 1:])
+
+
+def offset_loss(offset: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Integrated phase (v3): the phase difference between neighbouring bins of the predicted
+    offsets against the input's (its group delay), anti-wrapped, weighted by the geometric
+    mean of the two bins' magnitudes. (B, F, T) each."""
+    pair = (weight[:, 1:] * weight[:, :-1]).sqrt()
+    return weighted_mean(anti_wrap(torch.diff(offset, dim=1) - torch.diff(target, dim=1)), pair)

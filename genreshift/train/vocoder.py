@@ -23,7 +23,7 @@ from . import loop, progress, samples
 from .config import TrainConfig, VocoderLossWeights, VocoderTrainConfig
 from .data import Crops, crops_from
 from .discriminators import Discriminators, d_loss, feature_loss, g_loss, halves
-from .phase_losses import consistency_loss, phase_losses
+from .phase_losses import advance_loss, consistency_loss, offset_loss, phase_losses
 from .progress import Progress
 
 ARCHS = {arch: (cls.config_class, cls) for arch, cls in VOCODERS.items() if cls.has_weights}
@@ -128,7 +128,9 @@ def _settings(opts: VocoderTrainOptions, resumed: Checkpoint | None, where: Path
         overrides.update({k: v for k, v in NEW_FAST.items() if overrides.get(k) is None})
     # The Griffin-Lim iterations change inference only, so they may change on --init and --resume.
     base = resumed.config if resumed else ARCHS[opts.arch][0]()
-    cfg = loop.with_overrides(base, overrides, locked, free=("refine_iters", "mel_iters"))
+    # An --init net may also switch to integrated phase: its magnitude head carries over (_load).
+    free = ("refine_iters", "mel_iters") + (("phase",) if opts.arch == "fast" and not opts.resume else ())
+    cfg = loop.with_overrides(base, overrides, locked, free=free)
     hp = opts.hparams
     if resumed and "training" in resumed.extra:
         saved = resumed.extra["training"]["hparams"]
@@ -176,7 +178,7 @@ def _setup(opts: VocoderTrainOptions, env: loop.Env) -> _Run:
     torch.manual_seed(opts.train.seed)  # the same initial weights on every rank (DDP also broadcasts them)
     g, d = ARCHS[opts.arch][1](cfg, mel_cfg), Discriminators(hp.disc, hp.disc_channels)
     if resumed or init:
-        g.load_state_dict({k: v.float() for k, v in (resumed or init).state_dict.items()})
+        _load(g, (resumed or init).state_dict)
     g, d = loop.wrap(g, env), loop.wrap(d, env)  # on the device before optimizer state is loaded
     opt_g = torch.optim.AdamW(g.parameters(), hp.lr, betas=(hp.beta1, hp.beta2))
     opt_d = torch.optim.AdamW(d.parameters(), hp.lr, betas=(hp.beta1, hp.beta2))
@@ -188,6 +190,20 @@ def _setup(opts: VocoderTrainOptions, env: loop.Env) -> _Run:
     return _Run(
         opts, env, run_dir, export, cfg, hp, mel_cfg, crops, g, d, opt_g, opt_d, tally, _init_steps(resumed, init)
     )
+
+
+def _load(g: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load weights; a direct-phase head into an integrated-phase net gives its magnitude
+    rows, and the new advance and offset rows keep their zero start (the priors)."""
+    state = {k: v.float() for k, v in state.items()}
+    head = g.state_dict().get("head.weight")
+    if head is not None and "head.weight" in state and state["head.weight"].shape != head.shape:
+        bins = g.cfg.n_fft // 2 + 1
+        for key in ("head.weight", "head.bias"):
+            merged = g.state_dict()[key].clone()
+            merged[:bins] = state[key][:bins]
+            state[key] = merged
+    g.load_state_dict(state)
 
 
 def _init_steps(resumed: Checkpoint | None, init: Checkpoint | None) -> int:
@@ -229,12 +245,23 @@ def _save_last(r: _Run) -> None:
 
 def _fast_losses(r: _Run, wave: torch.Tensor, mel_in: torch.Tensor, losses: dict) -> torch.Tensor:
     """The fast vocoder's output; its magnitude (and, when weighted, phase and consistency)
-    losses against the input's STFT on the vocoder's own frames go into ``losses``."""
+    losses against the input's STFT on the vocoder's own frames go into ``losses``.
+
+    A direct-phase net gets APNet's losses on its phase; an integrated-phase net gets them on
+    what it predicts instead, its advance (``iaf``) and its offsets (``gd``), weighted by the
+    input's magnitude (phase_losses.advance_loss, offset_loss)."""
     w, net = r.opts.weights, loop.unwrap(r.g)
-    y_hat, magnitude, phase = r.g(mel_in, with_spectrum=True)
+    y_hat, parts = r.g(mel_in, with_spectrum=True)
+    magnitude, phase = parts["magnitude"], parts["phase"]
     target = net.analyze(wave)
     losses["magnitude"] = magnitude_loss(magnitude, target.abs())
-    if w.phase_ip or w.phase_gd or w.phase_iaf:
+    if "advance" in parts:
+        weight = target.abs()
+        if w.phase_iaf:
+            losses["iaf"] = advance_loss(parts["advance"], target.angle(), weight)
+        if w.phase_gd:
+            losses["gd"] = offset_loss(parts["offset"], target.angle(), weight)
+    elif w.phase_ip or w.phase_gd or w.phase_iaf:
         losses.update(phase_losses(phase, target.angle()))
     if w.consistency:  # in training the output is the plain iSTFT of the predicted spectrum
         losses["consistency"] = consistency_loss(torch.polar(magnitude, phase), net.analyze(y_hat))

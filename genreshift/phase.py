@@ -1,0 +1,93 @@
+"""Integrated phase: the fast vocoder v3 carries each STFT bin's phase from frame to frame.
+
+A net that maps mel frames to STFT frames with convolutions gives the same output for the
+same neighbourhood, so for a held note (identical mel frames) it gives every frame the same
+phase: the output then repeats every hop (256 samples), and a 440 Hz tone comes out on the
+harmonics of 86 Hz. Griffin-Lim repaired this in v2, at 4x the cost. Chunked autoregressive
+vocoders (CARGAN, Morrison et al. 2022) name the cause: a phase is a running sum of
+frequencies, which no shift-invariant net computes.
+
+So the v3 net predicts, per bin and frame, quantities a shift-invariant net *can* predict,
+and this module does the running sum:
+
+- ``advance``: how far the bin's phase turns from one frame to the next (its instantaneous
+  frequency times the hop), as ``bin_advance`` (the bin's centre frequency) plus a learned
+  deviation;
+- ``offset``: the phase a sound *starting* in this frame has, which fixes how the bins of one
+  partial line up (pi apart for neighbouring bins of a steady tone, ``bin_offset``) plus a
+  learned deviation.
+
+The recurrence keeps, per bin, a complex amplitude ``Z``. Energy already in the bin turns by
+the advance (and fades with the bin's magnitude ``m``); energy that is new in this frame
+enters at the offset's phase:
+
+    Z(t) = exp(i advance(t)) * min(1, m(t) / m(t-1)) * Z(t-1) + max(0, m(t) - m(t-1)) * exp(i offset(t))
+
+and the spectrum is ``m(t) * Z(t) / |Z(t)|``. A held note keeps turning at its own frequency;
+an onset takes the offsets' phases, which line up its bins. The recurrence is linear, so it
+runs in blocks of ``BLOCK`` frames at once (a scan), and only the blocks' ends are carried
+one after another. The state between two calls on consecutive frames of a track is the last
+frame's ``Z`` and ``m``, so ``convert`` carries it from window to window (``pipeline``), and
+chunked output equals a whole-file pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+BLOCK = 16  # frames per step of the scan
+MIN_LOG_KEEP = -5.0  # a frame keeps at least exp(-5) = 0.7% of a bin's old energy
+
+
+def bin_advance(n_fft: int, hop: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """(F,): the phase advance per hop of a sinusoid at each bin's centre frequency."""
+    k = torch.arange(n_fft // 2 + 1, device=device, dtype=torch.float32)
+    return 2 * math.pi * k * hop / n_fft
+
+
+def bin_offset(n_fft: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """(F,): pi * k, the phases of a steady tone's bins relative to each other, on STFT frames
+    that start (not centre) at the frame's first sample, as ``torch.stft`` and the vocoder's
+    iSTFT do."""
+    k = torch.arange(n_fft // 2 + 1, device=device, dtype=torch.float32)
+    return math.pi * k
+
+
+def integrate(
+    magnitude: torch.Tensor, advance: torch.Tensor, offset: torch.Tensor, state: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The complex spectrum (B, F, T) of ``magnitude`` with integrated phase, and the state
+    after each frame, (B, F, T, 2) complex: ``Z`` and ``m`` (pick one frame's to go on from).
+
+    ``state`` is such a state, (B, F, 2), for the frame before the first (from an earlier call
+    on the frames just before these), or None at the start of a track.
+    """
+    m = magnitude.detach().float()  # the gates follow the magnitude; they teach it nothing
+    batch, bins, frames = m.shape
+    if state is None:
+        z = m.new_zeros(batch, bins, dtype=torch.complex64)
+        before = m.new_zeros(batch, bins, 1)
+    else:
+        z, before = state[..., 0].to(torch.complex64), state[..., 1:].real.float()
+    previous = torch.cat([before, m[..., :-1]], dim=-1)
+    # log of the share of the old energy that stays; below MIN_LOG_KEEP per frame it is gone
+    # anyway, and the bound keeps a block's products inside float32
+    log_keep = torch.log(m.clamp(min=1e-30) / previous.clamp(min=1e-30)).clamp(min=MIN_LOG_KEEP, max=0.0)
+    new = (m - previous).clamp(min=0.0)
+    pad = -frames % BLOCK
+    parts = [torch.nn.functional.pad(x, (0, pad)) for x in (log_keep, new, advance.float(), offset.float())]
+    log_keep, new, advance, offset = (x.unflatten(-1, (-1, BLOCK)) for x in parts)  # (B, F, blocks, BLOCK)
+    # Within a block, from a zero start: Z(t) = K(t) sum_{u <= t} new(u) exp(i offset(u)) / K(u),
+    # with K(t) the product of the turns and fades up to t.
+    log_k, turn = torch.cumsum(log_keep, -1), torch.cumsum(advance, -1)
+    k = torch.polar(torch.exp(log_k), turn)
+    own = k * torch.cumsum(torch.polar(new * torch.exp(-log_k), offset - turn), -1)
+    starts = []
+    for block in range(k.shape[-2]):  # each block starts where the one before ended
+        starts.append(z)
+        z = k[..., block, -1] * z + own[..., block, -1]
+    z = (k * torch.stack(starts, -1).unsqueeze(-1) + own).flatten(-2)[..., :frames]
+    spec = magnitude * torch.sgn(z)
+    return spec, torch.stack([z, m.to(torch.complex64)], dim=-1)

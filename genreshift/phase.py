@@ -56,13 +56,17 @@ def bin_offset(n_fft: int, device: torch.device | str | None = None) -> torch.Te
 
 
 def integrate(
-    magnitude: torch.Tensor, advance: torch.Tensor, offset: torch.Tensor, state: torch.Tensor | None = None
+    magnitude: torch.Tensor,
+    advance: torch.Tensor,
+    offset: torch.Tensor,
+    state: torch.Tensor | None = None,
+    state_at: int = -1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The complex spectrum (B, F, T) of ``magnitude`` with integrated phase, and the state
-    after each frame, (B, F, T, 2) complex: ``Z`` and ``m`` (pick one frame's to go on from).
+    after frame ``state_at``, (B, F, 2) complex: that frame's ``Z`` and ``m``.
 
-    ``state`` is such a state, (B, F, 2), for the frame before the first (from an earlier call
-    on the frames just before these), or None at the start of a track.
+    ``state`` is such a state for the frame before the first (from an earlier call on the
+    frames just before these), or None at the start of a track.
     """
     m = magnitude.detach().float()  # the gates follow the magnitude; they teach it nothing
     batch, bins, frames = m.shape
@@ -90,4 +94,4 @@ def integrate(
         z = k[..., block, -1] * z + own[..., block, -1]
     z = (k * torch.stack(starts, -1).unsqueeze(-1) + own).flatten(-2)[..., :frames]
     spec = magnitude * torch.sgn(z)
-    return spec, torch.stack([z, m.to(torch.complex64)], dim=-1)
+    return spec, torch.stack([z[..., state_at], m[..., state_at].to(torch.complex64)], dim=-1)

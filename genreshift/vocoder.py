@@ -19,8 +19,8 @@ import torch
 import torchaudio
 from torch import nn
 
-from .config import FastVocoderConfig, GriffinLimConfig, MelConfig, MelGANConfig
 from . import phase
+from .config import FastVocoderConfig, GriffinLimConfig, MelConfig, MelGANConfig
 from .mel import filterbank
 
 # Mel frames per window the pipeline cuts for a vocoder; a fast vocoder's config may ask for
@@ -213,12 +213,9 @@ class FastVocoder(nn.Module):
         """Audio; with ``with_spectrum`` (training) also a dict of the predicted ``magnitude``
         and ``phase`` (and, integrated, ``advance`` and ``offset``), (B, F, T) each."""
         parts = self.parts(self.features(mel))
-        if self.carries_phase:
-            spec, _ = phase.integrate(parts["magnitude"], parts["advance"], parts["offset"])
-            if with_spectrum:
-                parts["phase"] = spec.angle()
-        else:
-            spec = torch.polar(parts["magnitude"], parts["phase"])
+        spec, _ = self._spectrum_of(parts)
+        if with_spectrum and self.carries_phase:
+            parts["phase"] = spec.angle()
         if not self.training and (self.cfg.refine_iters or self.cfg.mel_iters):
             spec = self._refine(spec, mel.float())
         audio = self._istft(spec)
@@ -254,9 +251,7 @@ class FastVocoder(nn.Module):
         (B, n_mels, T) -> (B, T * hop), and the state to go on from after frame ``state_at``
         (before refinement). ``state`` is such a state for the frame just before these, None
         at the start of the track."""
-        parts = self.parts(features)
-        spec, states = phase.integrate(parts["magnitude"], parts["advance"], parts["offset"], state)
-        state = states[..., state_at, :]
+        spec, state = self._spectrum_of(self.parts(features), state, state_at)
         if not self.training and (self.cfg.refine_iters or self.cfg.mel_iters):
             spec = self._refine(spec, mel.float())
         return self._istft(spec), state
@@ -265,9 +260,14 @@ class FastVocoder(nn.Module):
         """Predicted STFT magnitude and phase, (B, n_fft // 2 + 1, T) each."""
         parts = self.parts(self.features(mel))
         if self.carries_phase:
-            spec, _ = phase.integrate(parts["magnitude"], parts["advance"], parts["offset"])
-            return parts["magnitude"], spec.angle()
+            return parts["magnitude"], self._spectrum_of(parts)[0].angle()
         return parts["magnitude"], parts["phase"]
+
+    def _spectrum_of(self, parts: dict[str, torch.Tensor], state: torch.Tensor | None = None, state_at: int = -1):
+        """The complex spectrum of ``parts``, and (integrated) the state after ``state_at``."""
+        if self.carries_phase:
+            return phase.integrate(parts["magnitude"], parts["advance"], parts["offset"], state, state_at)
+        return torch.polar(parts["magnitude"], parts["phase"]), None
 
     def _prior(self, mel: torch.Tensor) -> torch.Tensor:
         return torch.log(self.bands.spread(10.0**mel).clamp(min=1e-5))

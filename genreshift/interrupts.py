@@ -29,15 +29,28 @@ def _handling(handler: Callable) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+# Signals after the first that are let pass while the first one's cleanup runs; the next
+# one stops at once.
+PATIENCE = 1
+
+
 @contextmanager
 def term_as_interrupt(received: list[int] | None = None) -> Iterator[None]:
     """SIGTERM (kill, a service manager, torchrun stopping its workers) raises
-    KeyboardInterrupt as Ctrl-C does; ``received`` gets the signal, for the exit code."""
+    KeyboardInterrupt as Ctrl-C does; ``received`` gets the signal, for the exit code.
+
+    The next ``PATIENCE`` signals do not interrupt the cleanup the first one started (the
+    finally blocks that remove temp files): torchrun sends SIGTERM to the workers that are
+    still running when one of them exits, which may be one that is already cleaning up. A
+    signal after those stops at once."""
+    count = [0]
 
     def interrupt(signum, frame):
         if received is not None:
             received.append(signum)
-        raise KeyboardInterrupt
+        count[0] += 1
+        if count[0] == 1 or count[0] > 1 + PATIENCE:
+            raise KeyboardInterrupt
 
     with _handling(interrupt):
         yield

@@ -172,3 +172,5 @@ def test_train_vocoder_trains_an_integrated_phase_net_from_a_direct_one(tmp_path
     fails_with(
         run(*args, "--out", tmp_path / "run", "--resume", "--phase", "direct", "--steps", "3"), "phase=integrated"
     )
+    bad = run(*args, "--out", tmp_path / "bad", "--phase", "bogus", *common)  # a usage error, not a traceback
+    assert bad.exit_code == 2 and "is not one of" in bad.output and "Traceback" not in bad.output

@@ -29,6 +29,11 @@ class GanLoss(str, Enum):
     hinge = "hinge"
 
 
+class Phase(str, Enum):
+    direct = "direct"
+    integrated = "integrated"
+
+
 def _train(run, options):
     """Run a trainer; bad input is one line and its error's exit code (printed by rank 0 only
     under torchrun), Ctrl-C or SIGTERM says what was saved and exits 130."""
@@ -110,8 +115,7 @@ def train_vocoder(
         Optional[int], typer.Option(min=0, help="fast: then iterations that hold the input mel (new models: 4).")
     ] = None,
     phase: Annotated[
-        Optional[str],
-        typer.Option(help="fast: 'direct' or 'integrated' phase (docs/training.md; new models: direct)."),
+        Optional[Phase], typer.Option(help="fast: how the net gives the phase (docs/training.md; new: direct).")
     ] = None,
     ngf: Annotated[Optional[int], typer.Option(min=1, help="melgan: base channels (default 32).")] = None,
     n_residual_layers: Annotated[Optional[int], typer.Option(min=1, help="melgan: res. layers (default 3).")] = None,
@@ -140,7 +144,12 @@ def train_vocoder(
     from .vocoder import VocoderTrainOptions, run
 
     sizes = dict(dim=dim, intermediate_dim=intermediate_dim, n_blocks=n_blocks, ngf=ngf)
-    sizes.update(magnitude_prior=magnitude_prior, refine_iters=refine_iters, mel_iters=mel_iters, phase=phase)
+    sizes.update(
+        magnitude_prior=magnitude_prior,
+        refine_iters=refine_iters,
+        mel_iters=mel_iters,
+        phase=phase.value if phase else None,
+    )
     sizes.update(n_residual_layers=n_residual_layers, disc=disc.value if disc else None, disc_channels=disc_channels)
     options = VocoderTrainOptions(
         audio=tuple(audio), arch=arch.value, name=name, out=out, export=export, device=device, resume=resume,

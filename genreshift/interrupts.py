@@ -43,13 +43,14 @@ def term_as_interrupt(received: list[int] | None = None) -> Iterator[None]:
     finally blocks that remove temp files): torchrun sends SIGTERM to the workers that are
     still running when one of them exits, which may be one that is already cleaning up. A
     signal after those stops at once."""
-    count = [0]
+    count = 0
 
     def interrupt(signum, frame):
+        nonlocal count
         if received is not None:
             received.append(signum)
-        count[0] += 1
-        if count[0] == 1 or count[0] > 1 + PATIENCE:
+        count += 1
+        if count == 1 or count > 1 + PATIENCE:
             raise KeyboardInterrupt
 
     with _handling(interrupt):

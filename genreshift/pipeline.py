@@ -279,7 +279,7 @@ class Converter:
         translate_q = BatchQueue(loaded.translator, self.options.batch_size, self.device)
         # An integrated-phase vocoder batches its net only; the phase is then carried through
         # each track's windows in order (_synthesize).
-        net = loaded.vocoder.features if getattr(loaded.vocoder, "carries_phase", False) else loaded.vocoder
+        net = loaded.vocoder.features if loaded.vocoder.carries_phase else loaded.vocoder
         if self.device.type == "cpu" and self.options.batch_size > loaded.vocoder.cpu_batch:
             net = in_parts(net, loaded.vocoder.cpu_batch)
         vocode_q = BatchQueue(net, self.options.batch_size, self.device, self._vocoded)
@@ -345,7 +345,7 @@ class Converter:
         for job in vocode_q.run(flush=flush):
             seg: Segment = job.payload
             out = job.result().unflatten(0, (len(seg.vocode.windows), seg.mel.shape[0]))
-            if getattr(self.vocoder, "carries_phase", False):
+            if self.vocoder.carries_phase:
                 out = self._synthesize(seg, out, job.windows.unflatten(0, out.shape[:2]))
             summed, weights = chunking.accumulate(out, seg.vocode, scale=self.mel_config.hop_length)
             write.submit(self._write, seg, summed.cpu(), weights.cpu())

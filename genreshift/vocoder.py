@@ -4,7 +4,8 @@ Every vocoder maps (B, n_mels, T) log-mel to (B, T * hop) samples, with sample `
 to ``hop * (i + 1)`` belonging to frame ``i`` (the MelGAN framing of ``mel.py``).
 
 Each vocoder class carries what the pipeline needs to know about it: its ``arch`` name, its
-``config_class``, ``context_frames`` (mel frames of context it needs on both sides of a
+``config_class``, ``carries_phase`` (its chunks of one track must be synthesised in order,
+``FastVocoder.synthesize``), ``context_frames`` (mel frames of context it needs on both sides of a
 chunk to match a whole-file pass: its receptive field, rounded up; see tests/test_vocoder.py),
 ``window_frames`` (mel frames per window the pipeline cuts for it) and ``cpu_batch`` (windows
 per call on a CPU, whatever --batch-size says). All are built as ``cls(cfg, mel)``;
@@ -64,7 +65,7 @@ class MelGAN(nn.Module):
     """
 
     arch, config_class, has_weights = "melgan", MelGANConfig, True
-    context_frames, window_frames = 32, WINDOW_FRAMES
+    context_frames, window_frames, carries_phase = 32, WINDOW_FRAMES, False
     # MelGAN works at the sample rate, and a batch of its activations (~200 MB per window)
     # outgrows the CPU caches. ms per window at 1 / 2 / 4 / 16 windows per call, measured
     # on a 2-core CPU: 330 / 280 / 860 / 950.
@@ -373,7 +374,7 @@ class GriffinLim(nn.Module):
     """No weights: invert the mel filters (least squares), then Griffin-Lim, momentum 0.99."""
 
     arch, config_class, has_weights = "griffinlim", GriffinLimConfig, False
-    context_frames, window_frames = 8, WINDOW_FRAMES
+    context_frames, window_frames, carries_phase = 8, WINDOW_FRAMES, False
     # At the sample rate too: ms per window at 1 / 2 / 4 / 16 windows per call on a 2-core
     # CPU: 65 / 65 / 100 / 95.
     cpu_batch = 2

@@ -187,6 +187,7 @@ def test_one_table_builds_every_vocoder_the_same_way(arch):
     net = cls(cls.config_class(), MEL)
     assert cls.arch == arch and isinstance(net.cfg, cls.config_class)
     assert net.context_frames >= 8 and net.cpu_batch >= 1
+    assert net.carries_phase is False  # only an integrated-phase fast config carries it
     assert net.window_frames == WINDOW_FRAMES  # longer windows only when a fast config asks
 
 

@@ -196,11 +196,11 @@ def _load(g: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load weights; a direct-phase head into an integrated-phase net gives its magnitude
     rows, and the new advance and offset rows keep their zero start (the priors)."""
     state = {k: v.float() for k, v in state.items()}
-    head = g.state_dict().get("head.weight")
-    if head is not None and "head.weight" in state and state["head.weight"].shape != head.shape:
+    own = g.state_dict()
+    if "head.weight" in own and "head.weight" in state and state["head.weight"].shape != own["head.weight"].shape:
         bins = g.cfg.n_fft // 2 + 1
         for key in ("head.weight", "head.bias"):
-            merged = g.state_dict()[key].clone()
+            merged = own[key].clone()
             merged[:bins] = state[key][:bins]
             state[key] = merged
     g.load_state_dict(state)

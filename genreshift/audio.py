@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import math
 import os
 import stat
 from dataclasses import dataclass
@@ -13,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 
 from .atomic import replacing
 from .errors import AudioError, short_reason, write_reason
 from .loudness import soft_limit
-
+from .resampling import StreamResampler, resample, resampled_length  # noqa: F401 (audio.resample, ...)
 
 # File endings libsndfile may decode; the real check is sf.info() on the file itself.
 AUDIO_SUFFIXES = {
@@ -125,6 +123,19 @@ class AudioInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
+# libsndfile's MP3 decoder reports a file it cannot parse as missing; callers have checked
+# that the file exists (_file_problem), so that message would send the user looking for it.
+_MISLEADING = "File does not exist or is not a regular file"
+
+
+def decode_reason(exc: BaseException) -> str:
+    """libsndfile's reason for refusing a file, in one line that does not mislead."""
+    reason = short_reason(exc, last_line=True)
+    if _MISLEADING in reason:
+        return "Format not recognised."
+    return reason
+
+
 def probe(path: Path) -> AudioInfo:
     reason = _file_problem(path)  # opening a FIFO would wait forever for a writer
     if reason is not None:
@@ -132,7 +143,7 @@ def probe(path: Path) -> AudioInfo:
     try:
         info = sf.info(str(path))
     except Exception as exc:
-        raise AudioError(f"{path}: not a readable audio file ({short_reason(exc, last_line=True)})") from None
+        raise AudioError(f"{path}: not a readable audio file ({decode_reason(exc)})") from None
     return AudioInfo(info.samplerate, info.channels, info.frames, info.format, info.subtype)
 
 
@@ -141,7 +152,7 @@ def load(path: Path) -> tuple[torch.Tensor, int]:
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioError(f"{path}: cannot decode audio ({short_reason(exc, last_line=True)})") from None
+        raise AudioError(f"{path}: cannot decode audio ({decode_reason(exc)})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains no audio (0 samples)")
     if not np.isfinite(data).all():
@@ -168,60 +179,6 @@ def shaped_like(frames: np.ndarray, wave: np.ndarray | torch.Tensor) -> np.ndarr
     out = np.ascontiguousarray(frames.T)
     out = out[0] if wave.ndim == 1 else out
     return torch.from_numpy(out) if isinstance(wave, torch.Tensor) else out
-
-
-def resample(audio: torch.Tensor, source_rate: int, target_rate: int) -> torch.Tensor:
-    """Band-limited sinc resampling (torchaudio); a no-op when the rates match."""
-    if source_rate == target_rate:
-        return audio
-    return torchaudio.functional.resample(audio, source_rate, target_rate)
-
-
-def resampled_length(length: int, source_rate: int, target_rate: int) -> int:
-    return -(-length * target_rate // source_rate)
-
-
-# torchaudio.functional.resample's defaults, whose filter reach StreamResampler must cover.
-_LOWPASS_WIDTH, _ROLLOFF = 6, 0.99
-
-
-class StreamResampler:
-    """torchaudio's sinc resampling, fed in blocks, giving what resampling the whole
-    stream at once gives (torchaudio's filter is local: each output step reads a fixed
-    stretch of input, so only that much is kept between blocks)."""
-
-    def __init__(self, source_rate: int, target_rate: int):
-        self.source_rate, self.target_rate = source_rate, target_rate
-        g = math.gcd(source_rate, target_rate)
-        self.down, self.up = source_rate // g, target_rate // g  # input / output samples per step
-        # Input samples an output step reaches beyond its own ``down`` (torchaudio's kernel width).
-        self.width = math.ceil(_LOWPASS_WIDTH * self.down / (min(self.down, self.up) * _ROLLOFF))
-        self.buf: torch.Tensor | None = None  # input from sample ``start`` (a multiple of ``down``)
-        self.start = 0
-        self.fed = 0  # input samples pushed so far
-        self.step = 0  # next output step to give out
-
-    def push(self, x: torch.Tensor, last: bool = False) -> torch.Tensor:
-        """Append (channels, n) input; return every output sample that is now final."""
-        if self.source_rate == self.target_rate:
-            return x
-        self.buf = x if self.buf is None else torch.cat([self.buf, x], dim=-1)
-        self.fed += x.shape[-1]
-        if last:
-            stop = -(-resampled_length(self.fed, self.source_rate, self.target_rate) // self.up)
-        else:  # steps whose input reach lies inside what was fed
-            stop = max(self.step, (self.fed - self.width) // self.down)
-        if stop <= self.step or self.buf.shape[-1] == 0:
-            return self.buf.new_zeros(*self.buf.shape[:-1], 0)
-        first = self.start // self.down
-        out = resample(self.buf, self.source_rate, self.target_rate)
-        out = out[..., (self.step - first) * self.up : (stop - first) * self.up]
-        if last:
-            out = out[..., : resampled_length(self.fed, self.source_rate, self.target_rate) - self.step * self.up]
-        self.step = stop
-        keep = max(0, (stop * self.down - self.width) // self.down * self.down)  # the next step's reach
-        self.buf, self.start = self.buf[..., keep - self.start :], keep
-        return out
 
 
 # Highest rate each container's encoder takes. libsndfile's Vorbis encoder does not refuse

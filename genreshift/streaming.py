@@ -23,12 +23,14 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from . import chunking, mel as melmod
+from . import chunking
+from . import mel as melmod
 from .atomic import TempLock, temp_beside
-from .audio import AudioError, AudioInfo, StreamResampler, resampled_length
+from .audio import AudioError, AudioInfo
+from .config import ChunkConfig, MelConfig
 from .errors import short_reason, write_reason
 from .loudness import Leveller, soft_limit
-from .config import ChunkConfig, MelConfig
+from .resampling import StreamResampler, resampled_length
 
 BLOCK_SECONDS = 10.0  # decoded, resampled and encoded at a time: bounds transient memory
 MEL_CHUNK_FRAMES = 512  # log-mel frames computed at a time (6 s)

@@ -212,11 +212,12 @@ class FastVocoder(nn.Module):
 
     def forward(self, mel: torch.Tensor, with_spectrum: bool = False):
         """Audio; with ``with_spectrum`` (training) also a dict of the predicted ``magnitude``
-        and ``phase`` (and, integrated, ``advance`` and ``offset``), (B, F, T) each."""
+        and ``phase`` (and, integrated, ``advance``, ``offset`` and the complex ``spectrum``
+        before refinement), (B, F, T) each."""
         parts = self.parts(self.features(mel))
         spec, _ = self._spectrum_of(parts)
         if with_spectrum and self.carries_phase:
-            parts["phase"] = spec.angle()
+            parts["phase"], parts["spectrum"] = spec.angle(), spec
         if not self.training and (self.cfg.refine_iters or self.cfg.mel_iters):
             spec = self._refine(spec, mel.float())
         audio = self._istft(spec)

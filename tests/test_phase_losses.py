@@ -8,7 +8,14 @@ import math
 import pytest
 import torch
 
-from genreshift.train.phase_losses import advance_loss, anti_wrap, consistency_loss, offset_loss, phase_losses
+from genreshift.train.phase_losses import (
+    advance_loss,
+    anti_wrap,
+    consistency_loss,
+    offset_loss,
+    output_phase_losses,
+    phase_losses,
+)
 from genreshift.vocoder import FastVocoder
 from helpers import TINY_FAST
 
@@ -162,15 +169,46 @@ def test_train_vocoder_trains_an_integrated_phase_net_from_a_direct_one(tmp_path
     common = ["--steps", "2", "--gan-start", "100", "--refine-iters", "0", "--mel-iters", "0", "--log-every", "1"]
     r = run(*args, "--out", tmp_path / "direct", *SIZES["fast"], *common)
     assert r.exit_code == 0, r.output
-    phase = ["--phase", "integrated", "--gd-weight", "1", "--iaf-weight", "1"]
+    phase = ["--phase", "integrated", "--gd-weight", "1", "--iaf-weight", "1", "--output-phase-weight", "1"]
     r = run(*args, "--out", tmp_path / "run", "--init", tmp_path / "direct" / "voc.pt", *common, *phase)
     assert r.exit_code == 0, r.output
     ckpt = checkpoint.load(tmp_path / "run" / "voc.pt")
     assert ckpt.config.phase == "integrated"
-    assert {"iaf", "gd"} <= set(ckpt.meta["final_losses"]) and "ip" not in ckpt.meta["final_losses"]
+    assert {"iaf", "gd", "iaf_out", "gd_out"} <= set(ckpt.meta["final_losses"])
+    assert "ip" not in ckpt.meta["final_losses"]
+    assert all(math.isfinite(v) for v in ckpt.meta["final_losses"].values())
     assert ckpt.build().carries_phase
     fails_with(
         run(*args, "--out", tmp_path / "run", "--resume", "--phase", "direct", "--steps", "3"), "phase=integrated"
     )
     bad = run(*args, "--out", tmp_path / "bad", "--phase", "bogus", *common)  # a usage error, not a traceback
     assert bad.exit_code == 2 and "is not one of" in bad.output and "Traceback" not in bad.output
+
+
+def test_output_phase_losses_are_zero_for_the_true_spectrum_up_to_a_common_phase():
+    spec = _spectrum(_music(1.0))
+    losses = output_phase_losses(spec * torch.polar(torch.ones(()), torch.tensor(2.5)), spec)
+    assert float(losses["iaf_out"]) < 1e-4 and float(losses["gd_out"]) < 1e-4
+
+
+def test_output_phase_losses_see_a_wrong_turn_in_time_or_across_bins():
+    spec = _spectrum(_music(1.0))
+    frames = torch.arange(spec.shape[-1], dtype=torch.float32)
+    bins = torch.arange(spec.shape[1], dtype=torch.float32)[:, None]
+    late = output_phase_losses(spec * torch.polar(torch.ones(()), 0.5 * frames), spec)  # every bin turns 0.5 more
+    assert float(late["iaf_out"]) == pytest.approx(1 - math.cos(0.5), abs=1e-3)
+    assert float(late["gd_out"]) < 1e-4  # the same turn in every bin keeps the bins in line
+    drift = output_phase_losses(spec * torch.polar(torch.ones(()), 0.01 * bins * frames), spec)
+    assert float(drift["gd_out"]) > 0.05  # bins turning at different rates drift apart
+    # a turn of pi is the largest error
+    flip = output_phase_losses(spec * torch.polar(torch.ones(()), PI * frames), spec)
+    assert float(flip["iaf_out"]) == pytest.approx(2.0, abs=1e-3)
+
+
+def test_output_phase_losses_have_finite_gradients_where_the_output_is_silent():
+    spec = _spectrum(_music(0.5))
+    out = spec.clone()
+    out[:, 100:200] = 0  # a silent band: its phase is undefined
+    out.requires_grad_(True)
+    sum(output_phase_losses(out, spec).values()).backward()
+    assert torch.isfinite(torch.view_as_real(out.grad)).all()

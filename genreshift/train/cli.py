@@ -132,6 +132,9 @@ def train_vocoder(
     consistency_weight: Annotated[
         float, typer.Option(min=0.0, help="fast: STFT consistency of the predicted spectrum.")
     ] = 0.0,
+    output_phase_weight: Annotated[
+        float, typer.Option(min=0.0, help="fast, integrated: how its output phase turns, against the input's.")
+    ] = 0.0,
     val_segments: Annotated[int, typer.Option(min=1, help="Held-out segments for validation.")] = 8,
     max_seconds_per_track: MaxSeconds = None,
     max_minutes: MaxMinutes = None,
@@ -160,7 +163,8 @@ def train_vocoder(
         hparams=VocoderTrainConfig(lr=lr, segment_frames=segment_frames, gan_start=gan_start, gan_loss=gan_loss.value),
         weights=VocoderLossWeights(mel=mel_weight, stft=stft_weight, magnitude=magnitude_weight,
                                    adversarial=adv_weight, feature=fm_weight, phase_ip=ip_weight,
-                                   phase_gd=gd_weight, phase_iaf=iaf_weight, consistency=consistency_weight),
+                                   phase_gd=gd_weight, phase_iaf=iaf_weight, consistency=consistency_weight,
+                                   output_phase=output_phase_weight),
     )  # fmt: skip
     result = _train(run, options)
     if result is not None and not quiet:

@@ -118,3 +118,6 @@ class VocoderLossWeights:
     phase_gd: float = 0.0
     phase_iaf: float = 0.0
     consistency: float = 0.0
+    # integrated phase: how the scan's output phase turns across frames and bins, against the
+    # input's (phase_losses.output_phase_losses); each of its two terms gets this weight
+    output_phase: float = 0.0

@@ -76,3 +76,32 @@ def offset_loss(offset: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     mean of the two bins' magnitudes. (B, F, T) each."""
     pair = (weight[:, 1:] * weight[:, :-1]).sqrt()
     return weighted_mean(anti_wrap(torch.diff(offset, dim=1) - torch.diff(target, dim=1)), pair)
+
+
+def _turn_error(u: torch.Tensor, v: torch.Tensor, dim: int) -> torch.Tensor:
+    """1 - cos of the difference between how ``u`` and ``v`` (unit phasors) turn from one
+    element to the next along ``dim``: 0 where they turn alike, 2 where opposite."""
+    first, rest = (u.narrow(dim, 0, u.shape[dim] - 1), u.narrow(dim, 1, u.shape[dim] - 1))
+    turn_u = rest * first.conj()
+    first, rest = (v.narrow(dim, 0, v.shape[dim] - 1), v.narrow(dim, 1, v.shape[dim] - 1))
+    turn_v = rest * first.conj()
+    return 1.0 - (turn_u * turn_v.conj()).real
+
+
+def output_phase_losses(spec: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Integrated phase (v3): how the phase of the scan's own output turns from frame to frame
+    (``iaf_out``) and from bin to bin (``gd_out``) against the input's, (B, F, T) complex each.
+
+    ``advance_loss`` and ``offset_loss`` judge the net's two heads apart, and the heads learn
+    to make up for each other (docs/training.md). These judge what the recurrence makes of
+    them: a partial whose bins are given different advances drifts apart across frequency,
+    which only ``gd_out`` sees. Each term is 1 - cos of the angle error (smooth, with no
+    wrap, and no undefined gradient where a phasor is zero), weighted by the geometric mean
+    of the input's magnitudes of the two elements compared."""
+    u, v, m = torch.sgn(spec), torch.sgn(target), target.abs()
+    pair_t = (m[..., 1:] * m[..., :-1]).sqrt()
+    pair_f = (m[:, 1:] * m[:, :-1]).sqrt()
+    return {
+        "iaf_out": weighted_mean(_turn_error(u, v, 2), pair_t),
+        "gd_out": weighted_mean(_turn_error(u, v, 1), pair_f),
+    }

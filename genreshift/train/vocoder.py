@@ -23,14 +23,15 @@ from . import loop, progress, samples
 from .config import TrainConfig, VocoderLossWeights, VocoderTrainConfig
 from .data import Crops, crops_from
 from .discriminators import Discriminators, d_loss, feature_loss, g_loss, halves
-from .phase_losses import advance_loss, consistency_loss, offset_loss, phase_losses
+from .phase_losses import advance_loss, consistency_loss, offset_loss, output_phase_losses, phase_losses
 from .progress import Progress
 
 ARCHS = {arch: (cls.config_class, cls) for arch, cls in VOCODERS.items() if cls.has_weights}
 # A new fast vocoder (not --init or --resume) gets the v2 settings unless told otherwise.
 NEW_FAST = {"magnitude_prior": True, "refine_iters": 8, "mel_iters": 4}
 # The phase losses' log names -> their VocoderLossWeights fields.
-PHASE_WEIGHTS = {"ip": "phase_ip", "gd": "phase_gd", "iaf": "phase_iaf", "consistency": "consistency"}
+PHASE_WEIGHTS = {"ip": "phase_ip", "gd": "phase_gd", "iaf": "phase_iaf", "consistency": "consistency",
+                 "iaf_out": "output_phase", "gd_out": "output_phase"}  # fmt: skip
 STFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))  # (n_fft, hop, win)
 
 
@@ -97,7 +98,7 @@ def _check(opts: VocoderTrainOptions) -> None:
     if other:
         raise loop.TrainingError(f"{', '.join(sorted(other))} do(es) not apply to --arch {opts.arch}")
     w = opts.weights
-    if opts.arch != "fast" and (w.phase_ip or w.phase_gd or w.phase_iaf or w.consistency):
+    if opts.arch != "fast" and (w.phase_ip or w.phase_gd or w.phase_iaf or w.consistency or w.output_phase):
         raise loop.TrainingError("the phase and consistency losses apply to --arch fast only")
     if opts.hparams.segment_frames * MelConfig().hop_length <= STFT_RESOLUTIONS[-1][0]:
         raise loop.TrainingError("--segment-frames must be at least 9 (the STFT loss needs 2048+ samples)")
@@ -249,7 +250,8 @@ def _fast_losses(r: _Run, wave: torch.Tensor, mel_in: torch.Tensor, losses: dict
 
     A direct-phase net gets APNet's losses on its phase; an integrated-phase net gets them on
     what it predicts instead, its advance (``iaf``) and its offsets (``gd``), weighted by the
-    input's magnitude (phase_losses.advance_loss, offset_loss)."""
+    input's magnitude (phase_losses.advance_loss, offset_loss). ``output_phase`` judges the
+    phase of the spectrum the net puts out, whichever way it is made."""
     w, net = r.opts.weights, loop.unwrap(r.g)
     y_hat, parts = r.g(mel_in, with_spectrum=True)
     magnitude, phase = parts["magnitude"], parts["phase"]
@@ -263,6 +265,9 @@ def _fast_losses(r: _Run, wave: torch.Tensor, mel_in: torch.Tensor, losses: dict
             losses["gd"] = offset_loss(parts["offset"], target.angle(), weight)
     elif w.phase_ip or w.phase_gd or w.phase_iaf:
         losses.update(phase_losses(phase, target.angle()))
+    if w.output_phase:
+        spectrum = parts["spectrum"] if "spectrum" in parts else torch.polar(magnitude, phase)
+        losses.update(output_phase_losses(spectrum, target))
     if w.consistency:  # in training the output is the plain iSTFT of the predicted spectrum
         losses["consistency"] = consistency_loss(torch.polar(magnitude, phase), net.analyze(y_hat))
     return y_hat

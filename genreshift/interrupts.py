@@ -13,6 +13,9 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 
+_first_signal: list[int] = []  # the first signal the handlers here received since they were set
+
+
 @contextmanager
 def _handling(handler: Callable) -> Iterator[None]:
     """``handler`` for SIGTERM, and for SIGINT unless it is ignored; main thread only (Python
@@ -20,6 +23,9 @@ def _handling(handler: Callable) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    # A signal before this point has already stopped what it was meant to stop; what is
+    # recorded from here on is this run's.
+    _first_signal.clear()
     sigs = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
     previous = {sig: signal.signal(sig, handler) for sig in sigs}
     try:
@@ -32,6 +38,17 @@ def _handling(handler: Callable) -> Iterator[None]:
 # Signals after the first that are let pass while the first one's cleanup runs; the next
 # one stops at once.
 PATIENCE = 1
+
+
+def _record(signum: int) -> None:
+    if not _first_signal:
+        _first_signal.append(signum)
+
+
+def exit_code() -> int:
+    """The shell's code for the signal that stopped the process: 143 for SIGTERM (a job
+    scheduler's stop), 130 for Ctrl-C and anything else."""
+    return 128 + signal.SIGTERM if _first_signal[:1] == [signal.SIGTERM] else 130
 
 
 @contextmanager
@@ -47,6 +64,7 @@ def term_as_interrupt(received: list[int] | None = None) -> Iterator[None]:
 
     def interrupt(signum, frame):
         nonlocal count
+        _record(signum)
         if received is not None:
             received.append(signum)
         count += 1
@@ -82,6 +100,7 @@ def stop_between_steps(defer: bool) -> Iterator[StopFlag]:
         return
 
     def request(signum, frame):
+        _record(signum)
         if flag.requested:
             raise KeyboardInterrupt
         flag.requested = True

@@ -7,6 +7,9 @@ Each checkpoint is re-saved with fp16 weights as genreshift/weights/<model>-<ver
 copy bundled in the package, and the file to upload to the release host), and
 genreshift/weights/registry.json is rewritten with every file's sha256 and size. Files that
 are not named on the command line keep their registry rows.
+
+With ``--out DIR`` the files go to DIR instead and the registry is left alone: a candidate
+kept for later (``candidates/``), in the same fp16 form a release would have.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from genreshift import checkpoint
 WEIGHTS = Path(__file__).resolve().parent.parent / "genreshift" / "weights"
 
 
-def package(kind: str, model: str, source: Path, version: str, vocoder: str | None, inference: dict) -> dict:
+def package(kind: str, model: str, source: Path, version: str, vocoder: str | None, inference: dict,
+            folder: Path | None = None) -> dict:  # fmt: skip
     ckpt = checkpoint.load(source)
     if ckpt.kind != kind:
         raise SystemExit(f"{source}: is a {ckpt.kind}, expected a {kind}")
@@ -34,7 +38,7 @@ def package(kind: str, model: str, source: Path, version: str, vocoder: str | No
         ckpt.config = replace(ckpt.config, **settings)  # inference settings, not weights
     if kind == "translator":
         ckpt.genres, ckpt.vocoder = [model], vocoder
-    target = WEIGHTS / f"{model}-{version}.pt"
+    target = (folder or WEIGHTS) / f"{model}-{version}.pt"
     checkpoint.save(ckpt, target, half=True)
     data = target.read_bytes()
     steps = ckpt.meta.get("step") or ckpt.meta.get("steps")
@@ -62,7 +66,10 @@ def main() -> None:
     ap.add_argument("--refine-iters", type=int, help="fast vocoder: Griffin-Lim iterations at inference")
     ap.add_argument("--mel-iters", type=int, help="fast vocoder: then iterations that hold the input mel")
     ap.add_argument("--window-frames", type=int, help="fast vocoder: mel frames per window in convert (default 256)")
+    ap.add_argument("--out", type=Path, help="write the files here and leave the registry alone (a candidate)")
     args = ap.parse_args()
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
     registry_file = WEIGHTS / "registry.json"
     rows = {r["model"]: r for r in json.loads(registry_file.read_text())["files"]}
     for name, path in pairs(args.vocoder):
@@ -71,9 +78,14 @@ def main() -> None:
             "mel_iters": args.mel_iters,
             "window_frames": args.window_frames,
         }
-        rows[name] = package("vocoder", name, path, args.version, None, inference)
+        rows[name] = package("vocoder", name, path, args.version, None, inference, args.out)
     for name, path in pairs(args.translator):
-        rows[name] = package("translator", name, path, args.version, args.default_vocoder, {})
+        rows[name] = package("translator", name, path, args.version, args.default_vocoder, {}, args.out)
+    if args.out:
+        for name, _ in pairs(args.vocoder) + pairs(args.translator):
+            r = rows[name]
+            print(f"{args.out / r['file']}  {r['size'] / 1e6:.2f} MB  sha256 {r['sha256']}  {r['description']}")
+        return
     for row in rows.values():
         if not (WEIGHTS / row["file"]).is_file():
             raise SystemExit(f"{row['file']}: listed in the registry but missing from {WEIGHTS}")

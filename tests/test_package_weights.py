@@ -41,3 +41,20 @@ def test_a_fast_vocoder_gets_its_inference_settings_and_its_whole_history(packag
     floats = [v for v in released.state_dict.values() if v.is_floating_point()]
     assert floats and all(v.dtype == torch.float16 for v in floats)  # stored in fp16 ...
     assert all(p.dtype == torch.float32 for p in released.build().parameters())  # ... built in fp32
+
+
+def test_out_writes_a_candidate_and_leaves_the_registry_alone(packager, tmp_path, monkeypatch, capsys):
+    cfg = FastVocoderConfig(dim=8, intermediate_dim=8, n_blocks=1, phase="integrated")
+    ckpt = checkpoint.Checkpoint("vocoder", "fast", cfg, MelConfig(), FastVocoder(cfg).state_dict(), meta={"steps": 7})
+    checkpoint.save(ckpt, tmp_path / "fast.pt")
+    registry = tmp_path / "weights" / "registry.json"
+    registry.write_text('{"version": 1, "files": []}\n')
+    monkeypatch.setattr("sys.argv", ["package_weights.py", "--vocoder", f"fast={tmp_path / 'fast.pt'}", "--version",
+                                     "v3-r9", "--window-frames", "1024", "--out", str(tmp_path / "cand")])  # fmt: skip
+    packager.main()
+    kept = checkpoint.load(tmp_path / "cand" / "fast-v3-r9.pt")
+    assert kept.config.phase == "integrated" and kept.config.window_frames == 1024 and kept.extra == {}
+    assert registry.read_text() == '{"version": 1, "files": []}\n'
+    assert not (tmp_path / "weights" / "fast-v3-r9.pt").exists()
+    digest = hashlib.sha256((tmp_path / "cand" / "fast-v3-r9.pt").read_bytes()).hexdigest()
+    assert digest in capsys.readouterr().out

@@ -105,6 +105,27 @@ def test_ctrl_c_saves_then_exits(music, tmp_path, monkeypatch):
     assert checkpoint.load(tmp_path / "r" / "voc.pt").meta["steps"] == 2
 
 
+def test_sigterm_saves_then_exits_143_as_convert_does(music, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from genreshift.train import vocoder as vocoder_training
+
+    real_step = vocoder_training._train_step
+
+    def step(r, wave):
+        if r.tally.step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # a job scheduler stopping the run
+        return real_step(r, wave)
+
+    monkeypatch.setattr(vocoder_training, "_train_step", step)
+    result = train(music, tmp_path / "r", "--steps", "10", "--save-every", "100", "--eval-every", "100")
+    assert result.exit_code == 143 and "interrupted at step 2" in result.output, result.output
+    assert checkpoint.load(tmp_path / "r" / "last.pt").extra["training"]["step"] == 2
+    monkeypatch.setattr(vocoder_training, "_train_step", real_step)  # Ctrl-C after it is 130 again
+    test_ctrl_c_saves_then_exits(music, tmp_path / "again", monkeypatch)
+
+
 def test_existing_run_needs_resume_or_force(music, tmp_path):
     assert train(music, tmp_path / "r", "--steps", "1", "-q").exit_code == 0
     fails_with(train(music, tmp_path / "r", "--steps", "1"), "--resume")

@@ -36,8 +36,8 @@ class Phase(str, Enum):
 
 def _train(run, options):
     """Run a trainer; bad input is one line and its error's exit code (printed by rank 0 only
-    under torchrun), Ctrl-C or SIGTERM says what was saved and exits 130."""
-    from .. import distrib
+    under torchrun), Ctrl-C or SIGTERM says what was saved and exits 130 or 143, as convert."""
+    from .. import distrib, interrupts
     from ..errors import GenreshiftError, Interrupted
 
     try:
@@ -48,7 +48,7 @@ def _train(run, options):
 
         if distrib.is_main():
             stderr.print(str(exc) or "interrupted before training started; nothing saved", markup=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(interrupts.exit_code()) from None
     except GenreshiftError as exc:
         raise fail(str(exc), exc.exit_code) from None
 

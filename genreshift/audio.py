@@ -5,9 +5,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -136,12 +139,37 @@ def decode_reason(exc: BaseException) -> str:
     return reason
 
 
+@contextmanager
+def _quiet_decoder(path: Path) -> Iterator[None]:
+    """Silence what the C decoder prints on the process's stderr while ``path`` is probed:
+    libsndfile's MP3 decoder (mpg123) prints notes such as "Illegal Audio-MPEG-Header" for a
+    file it cannot parse, which would land between genreshift's own lines; the error line
+    says what matters. MP3 only, and only around the probe (planning, on the main thread)."""
+    if path.suffix.lower() != ".mp3":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (an embedding host): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def probe(path: Path) -> AudioInfo:
     reason = _file_problem(path)  # opening a FIFO would wait forever for a writer
     if reason is not None:
         raise AudioError(f"{path}: {reason}")
     try:
-        info = sf.info(str(path))
+        with _quiet_decoder(path):
+            info = sf.info(str(path))
     except Exception as exc:
         raise AudioError(f"{path}: not a readable audio file ({decode_reason(exc)})") from None
     return AudioInfo(info.samplerate, info.channels, info.frames, info.format, info.subtype)

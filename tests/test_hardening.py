@@ -57,6 +57,18 @@ def test_symlink_loop_fails_alone(served, tmp_path):
     one_line_failure(run("convert", folder / "loop.wav", "--to", "rock", "-o", tmp_path / "o2"), "symlink loop")
 
 
+def test_a_text_file_named_mp3_gets_one_line_and_no_decoder_chatter(served, tmp_path):
+    folder = tmp_path / "r"
+    write_tone(folder / "good.wav", 0.5)
+    (folder / "notes.mp3").write_text("not audio, whatever the name says\n" * 20)
+    proc = cli("convert", folder, "--to", "rock", "-o", tmp_path / "o")
+    assert proc.returncode == 1, proc.stderr
+    assert "notes.mp3: not a readable audio file (Format not recognised.)" in proc.stderr
+    # mpg123's own notes ("Illegal Audio-MPEG-Header ...") go nowhere, and stderr works after
+    assert "MPEG" not in proc.stderr and "does not exist" not in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "o" / "good.wav").is_file()
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="this platform has no FIFOs")
 def test_fifo_named_wav_is_skipped_not_opened(served, tmp_path):
     folder = tmp_path / "r"

@@ -73,6 +73,8 @@ def _sinc_at(x: torch.Tensor, start: int, source_rate: int, target_rate: int, j0
     input samples from ``start`` on (zero elsewhere): torchaudio's kernel, evaluated at each
     output sample's position. An output depends only on its index and the input, so any
     split into calls gives the same samples."""
+    if x.shape[-1] == 0:
+        return x.new_zeros(*x.shape[:-1], max(0, j1 - j0))
     base = _ROLLOFF * min(source_rate, target_rate)  # the filter's cut-off, as a rate
     taps = torch.arange(_taps(source_rate, target_rate))
     outs = []
@@ -88,7 +90,7 @@ def _sinc_at(x: torch.Tensor, start: int, source_rate: int, target_rate: int, j0
         kernel = (sinc * window * (base / source_rate)).to(x.dtype)
         local = n - start
         inside = (local >= 0) & (local < x.shape[-1])
-        values = x[..., local.clamp(0, max(x.shape[-1] - 1, 0)).flatten()].unflatten(-1, local.shape)
+        values = x[..., local.clamp(0, x.shape[-1] - 1).flatten()].unflatten(-1, local.shape)
         outs.append((values * (kernel * inside)).sum(-1))
     if not outs:
         return x.new_zeros(*x.shape[:-1], 0)

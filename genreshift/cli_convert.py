@@ -110,25 +110,24 @@ def _convert(paths: list[Path], dry_run: bool, quiet: bool, report: Path | None,
         distrib.share_cpu_threads()  # torchrun's ranks on one machine share its cores
     if converter.source.note and not quiet and distrib.is_main():
         note(converter.source.note)
-    signals: list[int] = []
     try:
-        with interrupts.term_as_interrupt(signals):
+        with interrupts.term_as_interrupt():
             return _run_convert(converter, progress, bar, paths, dry_run, quiet, report)
     except GenreshiftError as exc:
         raise fail(str(exc), exc.exit_code) from None
     except KeyboardInterrupt:
-        raise _interrupted(signals[0] if signals else None) from None
+        raise _interrupted() from None
 
 
-def _interrupted(sig: int | None) -> typer.Exit:
+def _interrupted() -> typer.Exit:
     """Ctrl-C or SIGTERM: one line (under torchrun, where every rank gets the signal, from
     rank 0) and exit 128 + the signal's number."""
     import signal
 
-    from . import distrib
+    from . import distrib, interrupts
     from .display import stderr
 
-    sig = sig or signal.SIGINT
+    sig = interrupts.first_signal() or signal.SIGINT
     if distrib.is_main():
         stderr.print(f"interrupted ({signal.Signals(sig).name}): finished outputs are kept, unfinished ones left no "
                      "file; rerun with --skip-existing to continue", markup=False, highlight=False)  # fmt: skip

@@ -45,16 +45,21 @@ def _record(signum: int) -> None:
         _first_signal.append(signum)
 
 
+def first_signal() -> int | None:
+    """The first signal the handlers here received since they were last set, or None."""
+    return _first_signal[0] if _first_signal else None
+
+
 def exit_code() -> int:
-    """The shell's code for the signal that stopped the process: 143 for SIGTERM (a job
-    scheduler's stop), 130 for Ctrl-C and anything else."""
-    return 128 + signal.SIGTERM if _first_signal[:1] == [signal.SIGTERM] else 130
+    """The shell's code for the signal that stopped the process, 128 + its number: 143 for
+    SIGTERM (a job scheduler's stop), 130 for Ctrl-C (also when no signal was seen)."""
+    return 128 + (first_signal() or signal.SIGINT)
 
 
 @contextmanager
-def term_as_interrupt(received: list[int] | None = None) -> Iterator[None]:
+def term_as_interrupt() -> Iterator[None]:
     """SIGTERM (kill, a service manager, torchrun stopping its workers) raises
-    KeyboardInterrupt as Ctrl-C does; ``received`` gets the signal, for the exit code.
+    KeyboardInterrupt as Ctrl-C does; ``first_signal`` tells which, for the exit code.
 
     The next ``PATIENCE`` signals do not interrupt the cleanup the first one started (the
     finally blocks that remove temp files): torchrun sends SIGTERM to the workers that are
@@ -65,8 +70,6 @@ def term_as_interrupt(received: list[int] | None = None) -> Iterator[None]:
     def interrupt(signum, frame):
         nonlocal count
         _record(signum)
-        if received is not None:
-            received.append(signum)
         count += 1
         if count == 1 or count > 1 + PATIENCE:
             raise KeyboardInterrupt

@@ -74,18 +74,26 @@ def offset_loss(offset: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     """Integrated phase (v3): the phase difference between neighbouring bins of the predicted
     offsets against the input's (its group delay), anti-wrapped, weighted by the geometric
     mean of the two bins' magnitudes. (B, F, T) each."""
-    pair = (weight[:, 1:] * weight[:, :-1]).sqrt()
-    return weighted_mean(anti_wrap(torch.diff(offset, dim=1) - torch.diff(target, dim=1)), pair)
+    return weighted_mean(anti_wrap(torch.diff(offset, dim=1) - torch.diff(target, dim=1)), _pair_weight(weight, 1))
+
+
+def _pair_weight(m: torch.Tensor, dim: int) -> torch.Tensor:
+    """The geometric mean of the magnitudes of neighbours along ``dim``: the weight of a
+    difference between them, which is as reliable as the quieter of the two."""
+    n = m.shape[dim] - 1
+    return (m.narrow(dim, 1, n) * m.narrow(dim, 0, n)).sqrt()
+
+
+def _turns(u: torch.Tensor, dim: int) -> torch.Tensor:
+    """How unit phasors ``u`` turn from one element to the next along ``dim``."""
+    n = u.shape[dim] - 1
+    return u.narrow(dim, 1, n) * u.narrow(dim, 0, n).conj()
 
 
 def _turn_error(u: torch.Tensor, v: torch.Tensor, dim: int) -> torch.Tensor:
-    """1 - cos of the difference between how ``u`` and ``v`` (unit phasors) turn from one
-    element to the next along ``dim``: 0 where they turn alike, 2 where opposite."""
-    first, rest = (u.narrow(dim, 0, u.shape[dim] - 1), u.narrow(dim, 1, u.shape[dim] - 1))
-    turn_u = rest * first.conj()
-    first, rest = (v.narrow(dim, 0, v.shape[dim] - 1), v.narrow(dim, 1, v.shape[dim] - 1))
-    turn_v = rest * first.conj()
-    return 1.0 - (turn_u * turn_v.conj()).real
+    """1 - cos of the difference between how ``u`` and ``v`` (unit phasors) turn along
+    ``dim``: 0 where they turn alike, 2 where opposite."""
+    return 1.0 - (_turns(u, dim) * _turns(v, dim).conj()).real
 
 
 def output_phase_losses(spec: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -99,9 +107,7 @@ def output_phase_losses(spec: torch.Tensor, target: torch.Tensor) -> dict[str, t
     wrap, and no undefined gradient where a phasor is zero), weighted by the geometric mean
     of the input's magnitudes of the two elements compared."""
     u, v, m = torch.sgn(spec), torch.sgn(target), target.abs()
-    pair_t = (m[..., 1:] * m[..., :-1]).sqrt()
-    pair_f = (m[:, 1:] * m[:, :-1]).sqrt()
     return {
-        "iaf_out": weighted_mean(_turn_error(u, v, 2), pair_t),
-        "gd_out": weighted_mean(_turn_error(u, v, 1), pair_f),
+        "iaf_out": weighted_mean(_turn_error(u, v, 2), _pair_weight(m, 2)),
+        "gd_out": weighted_mean(_turn_error(u, v, 1), _pair_weight(m, 1)),
     }

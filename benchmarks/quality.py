@@ -266,6 +266,8 @@ def main() -> None:
     )
     ap.add_argument("--visqol-seconds", type=float, default=10.0, help="ViSQOL on this much of each excerpt; 0: off")
     ap.add_argument("--vocoders-only", action="store_true", help="only the vocoder table")
+    ap.add_argument("--int8", action="store_true",
+                    help="vocoder table: fast vocoders in int8, as convert runs them on a CPU (default: float32)")  # fmt: skip
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()  # fmt: skip
     torch.manual_seed(0)
@@ -282,7 +284,9 @@ def main() -> None:
     if not args.content_only:
         if not args.no_vocoders:
             val_audio = [excerpt(args.corpus / r["path"], args.seconds) for r in rows if r["split"] == "val"]
-            report["vocoders"] = print_vocoders(val_audio, args.seconds, args.visqol_seconds, args.vocoder_file)
+            report["vocoders"] = print_vocoders(
+                val_audio, args.seconds, args.visqol_seconds, args.vocoder_file, args.int8
+            )
         if args.vocoders_only:
             if args.json:
                 args.json.write_text(json.dumps(report, indent=1))

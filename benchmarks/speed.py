@@ -6,6 +6,7 @@
     python benchmarks/speed.py --json speed.json --repeats 5
     python benchmarks/speed.py --device cuda --batches 16,64,256 --only e2e,batch,stages,long
     python benchmarks/speed.py --only e2e,stages --vocoder v3=runs/v3/v3.pt   # a candidate beside the rest
+    python benchmarks/speed.py --only e2e,stages --precision int8,float32      # int8 (the CPU default) vs --no-int8
 
 Every configuration runs in a fresh Python process, so its peak resident memory (from
 ``os.wait4``) is its own; the time is the median of ``--repeats`` runs (one run for those
@@ -117,6 +118,7 @@ def worker(spec: dict) -> dict:
     options = ConvertOptions(
         genre=spec.get("genre"), model=spec.get("translator"), vocoder=spec["vocoder"],
         output=Path(spec["out"]), device=spec.get("device", "cpu"), batch_size=spec["batch"],
+        int8=spec.get("int8", True),
     )  # fmt: skip
     conv = Converter(options)
     conv.load_models()
@@ -294,8 +296,17 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
     for v, path in args.vocoder:  # --vocoder NAME=PATH: candidate vocoder files beside the others
         voc[v] = path
         vocoders.append(v)
+
+    def precisions(v: str) -> list[tuple[str, bool]]:
+        """(label, int8) per --precision: int8 changes only the fast vocoders, so the others
+        get one unlabelled row."""
+        if v in ("melgan", "griffinlim"):
+            return [("", True)]
+        return [(f", {p}" if len(args.precisions) > 1 else "", p == "int8") for p in args.precisions]
+
     for v in vocoders:
-        add("e2e", f"convert, vocoder {v} ({one})", vocoder=voc[v])
+        for tag, int8 in precisions(v):
+            add("e2e", f"convert, vocoder {v}{tag} ({one})", vocoder=voc[v], int8=int8)
     for b in args.batches:
         add("batch", f"convert, batch {b} (fast)", batch=b)
     for n in sorted({1, 2, args.threads}):
@@ -313,7 +324,8 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
         at = f", batch {b}" if len(sizes) > 1 else ""
         add("stages", f"translate{at}", op="translate", batch=b)
         for v in vocoders if args.vocoders or not args.quick else ["fast", *(v for v, _ in args.vocoder)]:
-            add("stages", f"vocode {v}{at}", op="vocode", vocoder=voc[v], batch=b)
+            for tag, int8 in precisions(v):
+                add("stages", f"vocode {v}{tag}{at}", op="vocode", vocoder=voc[v], batch=b, int8=int8)
     add("stages", "encode", op="encode")
     for name, kw in [("translate", {"op": "translate"}), ("vocode fast", {"op": "vocode"})]:
         add("compile", f"{name}, eager", **kw)
@@ -406,6 +418,13 @@ def _device_name(spec: str) -> str:
     return f"{device} ({torch.cuda.get_device_name(device)}, {torch.cuda.get_device_properties(device).total_memory / 2**30:.0f} GiB)"
 
 
+def _precisions(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names or set(names) - {"int8", "float32"}:
+        raise argparse.ArgumentTypeError(f"{text}: give int8, float32 or int8,float32")
+    return names
+
+
 def _named_file(text: str) -> tuple[str, str]:
     name, sep, path = text.partition("=")
     if not sep or not name or not Path(path).is_file():
@@ -441,8 +460,12 @@ def main() -> None:
     )
     ap.add_argument("--vocoder", action="append", default=[], type=_named_file, metavar="NAME=PATH",
                     help="also measure this vocoder checkpoint (e2e and stages); repeatable")  # fmt: skip
+    ap.add_argument("--precision", default="int8", type=_precisions,
+                    help="int8 (convert's default on a CPU), float32 (convert --no-int8) or int8,float32: "
+                         "rows for each, e2e and vocoder stages")  # fmt: skip
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.precisions = args.precision
     if args.worker:
         spec = json.loads(args.worker)
         if spec["op"] == "idle":

@@ -17,16 +17,33 @@ from genreshift.mel import log_mel
 MEL = MelConfig()
 
 
-def stft_distance(ref: torch.Tensor, out: torch.Tensor) -> float:
-    total = 0.0
+# Bands of the distance's split (Hz); the top one ends at the model rate's Nyquist.
+BANDS = (0, 500, 2000, 4000, 8000)
+
+
+def stft_distance_parts(ref: torch.Tensor, out: torch.Tensor) -> dict[str, float]:
+    """The multi-resolution STFT distance and its parts, each a mean over the 512, 1024 and
+    2048-point STFTs: ``sc`` (spectral convergence) and ``logmag`` (mean |log A - log B|),
+    the distance being their sum, and ``logmag`` split by frequency band (``BANDS``), as
+    contributions to that mean, so the bands add up to ``logmag``."""
+    parts = {"sc": 0.0, "logmag": 0.0, **{f"band{i}": 0.0 for i in range(len(BANDS))}}
     for n_fft in (512, 1024, 2048):
         win = torch.hann_window(n_fft)
         a = torch.stft(ref, n_fft, n_fft // 4, window=win, return_complex=True).abs()
         b = torch.stft(out, n_fft, n_fft // 4, window=win, return_complex=True).abs()
-        sc = torch.linalg.norm(a - b) / torch.linalg.norm(a).clamp(min=1e-7)
-        mag = (torch.log(a.clamp(min=1e-5)) - torch.log(b.clamp(min=1e-5))).abs().mean()
-        total += float(sc + mag)
-    return total / 3
+        parts["sc"] += float(torch.linalg.norm(a - b) / torch.linalg.norm(a).clamp(min=1e-7)) / 3
+        error = (torch.log(a.clamp(min=1e-5)) - torch.log(b.clamp(min=1e-5))).abs()
+        parts["logmag"] += float(error.mean()) / 3
+        freq = torch.arange(a.shape[0]) * MEL.sample_rate / n_fft
+        band = torch.bucketize(freq, torch.tensor(BANDS[1:], dtype=freq.dtype), right=True)
+        for i in range(len(BANDS)):
+            parts[f"band{i}"] += float(error[band == i].sum()) / error.numel() / 3
+    return parts
+
+
+def stft_distance(ref: torch.Tensor, out: torch.Tensor) -> float:
+    parts = stft_distance_parts(ref, out)
+    return parts["sc"] + parts["logmag"]
 
 
 def mel_l1(ref: torch.Tensor, out: torch.Tensor) -> float:
@@ -65,7 +82,7 @@ def visqol_scorer(seconds: float):
 def vocoder_table(tracks: list[torch.Tensor], vocoders: dict[str, torch.nn.Module], visqol=None) -> dict[str, dict]:
     rows = {}
     for name, net in vocoders.items():
-        stft, mel, secs, audio_s, visq = [], [], 0.0, 0.0, []
+        parts, mel, secs, audio_s, visq = [], [], 0.0, 0.0, []
         for audio in tracks:
             audio = audio[: (audio.shape[-1] // MEL.hop_length) * MEL.hop_length]
             t = time.perf_counter()
@@ -73,11 +90,13 @@ def vocoder_table(tracks: list[torch.Tensor], vocoders: dict[str, torch.nn.Modul
                 out = net(log_mel(audio, MEL)[None])[0]
             secs += time.perf_counter() - t
             audio_s += audio.shape[-1] / MEL.sample_rate
-            stft.append(stft_distance(audio, out))
+            parts.append(stft_distance_parts(audio, out))
             mel.append(mel_l1(audio, out))
             if visqol:
                 visq.append(visqol(audio, out))
-        rows[name] = {"stft": float(np.mean(stft)), "mel_l1": float(np.mean(mel)), "rtf": audio_s / secs}
+        split = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]}
+        rows[name] = {"stft": split["sc"] + split["logmag"], "mel_l1": float(np.mean(mel)), "rtf": audio_s / secs,
+                      "split": split}  # fmt: skip
         if visq:
             rows[name]["visqol"] = float(np.mean(visq))
     return rows
@@ -114,10 +133,35 @@ def vocoder_files(specs: list[str]) -> dict[str, torch.nn.Module]:
     return nets
 
 
+def in_int8(nets: dict[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
+    """The vocoders as ``convert`` runs them on a CPU by default: the fast ones with their
+    main layers in int8 (``FastVocoder.use_int8``), named "..., int8"; the others as they are."""
+    return {
+        (f"{name}, int8" if hasattr(net, "use_int8") and net.use_int8() else name): net for name, net in nets.items()
+    }
+
+
+def print_split(voc: dict[str, dict]) -> None:
+    """Where each vocoder's MR-STFT distance comes from (``stft_distance_parts``)."""
+    edges = [f"{lo / 1000:g}-{hi / 1000:g}" for lo, hi in zip(BANDS, [*BANDS[1:], MEL.sample_rate / 2])]
+    print("\nThe MR-STFT distance split: spectral convergence + mean |log A - log B|, the latter by band (kHz)\n")
+    print("| vocoder | distance | spectral convergence | log-magnitude | " + " | ".join(edges) + " |")
+    print("|---|---|---|---|" + "---|" * len(edges))
+    for name, r in voc.items():
+        sp = r["split"]
+        bands = " | ".join(f"{sp[f'band{i}']:.3f}" for i in range(len(BANDS)))
+        print(f"| {name} | {r['stft']:.3f} | {sp['sc']:.3f} | {sp['logmag']:.3f} | {bands} |")
+    print(
+        "\n(Two independent noises of the same power differ by ln 2 = 0.693 per bin in log-magnitude: "
+        "a vocoder at that level in a band puts out a noise unrelated to the original's there.)"
+    )
+
+
 def print_vocoders(val_audio: list[torch.Tensor], seconds: float, visqol_seconds: float,
-                   extra: list[str] = ()) -> dict[str, dict]:  # fmt: skip
+                   extra: list[str] = (), int8: bool = False) -> dict[str, dict]:  # fmt: skip
     visqol = visqol_scorer(visqol_seconds)
-    voc = vocoder_table(val_audio, {**available_vocoders(), **vocoder_files(list(extra))}, visqol)
+    nets = {**available_vocoders(), **vocoder_files(list(extra))}
+    voc = vocoder_table(val_audio, in_int8(nets) if int8 else nets, visqol)
     print(
         f"\nVocoders on {len(val_audio)} held-out excerpts of {seconds:.0f} s (lower is better, "
         f"except ViSQOL: MOS-LQO, audio mode, first {visqol_seconds:g} s of each)\n"
@@ -129,8 +173,10 @@ def print_vocoders(val_audio: list[torch.Tensor], seconds: float, visqol_seconds
     for name, r in voc.items():
         vq = f"{r['visqol']:.3f}" if "visqol" in r else "-"
         print(f"| {name} | {r['stft']:.3f} | {r['mel_l1']:.3f} | {vq} | {r['rtf']:.0f} |")
-    if "fast" in voc:
-        fast, gl = voc["fast"], voc["griffinlim"]
+    print_split(voc)
+    fast_name = "fast, int8" if "fast, int8" in voc else "fast"
+    if fast_name in voc:
+        fast, gl = voc[fast_name], voc["griffinlim"]
         for key, label in (("stft", "MR-STFT distance"), ("mel_l1", "log-mel L1")):
             change = 100 * (fast[key] / gl[key] - 1)
             verdict = "fast beats griffinlim" if change < 0 else "griffinlim beats fast"

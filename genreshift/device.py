@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
+from torch import nn
 
 from .errors import DeviceError
 
@@ -64,3 +66,41 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda" and x.device.type == "cpu":
         return x.pin_memory().to(device, non_blocking=True)
     return x.to(device)
+
+
+class Int8Linear(nn.Module):
+    """``nn.Linear`` with int8 weights (one scale per output channel) and activations
+    quantized on the fly, for a CPU (fbgemm / qnnpack). Activations are quantized with one
+    scale per tensor, so the layer runs one batch item (one vocoder window) at a time: a
+    window's output then does not depend on which other windows share its batch."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        holder = nn.Sequential(linear)
+        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+            warnings.simplefilter("ignore")
+            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+            self.quantized = quantize_dynamic(holder, {nn.Linear: per_channel_dynamic_qconfig}, inplace=False)[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 3:
+            return self.quantized(x)
+        return torch.cat([self.quantized(item) for item in x.split(1)])
+
+
+def int8_linears(module: nn.Module) -> int:
+    """Replace every ``nn.Linear`` inside ``module`` by an ``Int8Linear``, in place; returns
+    how many were replaced, 0 where this torch build has no quantized CPU engine (the module
+    is then left in float32)."""
+    if not torch.backends.quantized.supported_engines or torch.backends.quantized.engine == "none":
+        return 0
+    targets = [(parent, name, child) for parent in module.modules() for name, child in parent.named_children()
+               if isinstance(child, nn.Linear)]  # fmt: skip
+    try:
+        replacements = [Int8Linear(child) for _, _, child in targets]
+    except (RuntimeError, AssertionError):  # an engine that cannot pack these weights
+        return 0
+    for (parent, name, _), new in zip(targets, replacements):
+        setattr(parent, name, new)
+    return len(targets)

@@ -114,9 +114,11 @@ def translator_checkpoint(spec: str) -> Checkpoint:
     return load_translator(resolve(None, spec, "griffinlim") if is_path(spec) else resolve(spec, None, "griffinlim"))
 
 
-def load_vocoder(source: Source, mel: MelConfig, device: torch.device) -> nn.Module:
+def load_vocoder(source: Source, mel: MelConfig, device: torch.device, int8: bool = False) -> nn.Module:
     """The vocoder of ``source`` on ``device``, in eval mode; its mel settings must be the
-    translator's ``mel``. It carries its ``context_frames`` and ``cpu_batch`` (vocoder.VOCODERS)."""
+    translator's ``mel``. It carries its ``context_frames`` and ``cpu_batch`` (vocoder.VOCODERS).
+    With ``int8``, on a CPU, a vocoder that offers it runs its main layers in int8
+    (``FastVocoder.use_int8``)."""
     if source.vocoder == "griffinlim":
         return GriffinLim(GriffinLimConfig(), mel).to(device)
     if source.vocoder_entry is not None:
@@ -124,7 +126,10 @@ def load_vocoder(source: Source, mel: MelConfig, device: torch.device) -> nn.Mod
     else:
         ckpt = load_checkpoint(Path(source.vocoder), "vocoder")
     check_mel_match(mel, ckpt.mel, source.vocoder)
-    return build(ckpt, device, source.vocoder)
+    model = build(ckpt, device, source.vocoder)
+    if int8 and device.type == "cpu" and hasattr(model, "use_int8"):
+        model.use_int8()
+    return model
 
 
 def build(ckpt: Checkpoint, device: torch.device, label: str) -> nn.Module:

@@ -20,7 +20,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from . import phase
+from . import device, phase
 from .config import FastVocoderConfig, GriffinLimConfig, MelConfig, MelGANConfig
 from .mel import filterbank
 
@@ -200,6 +200,14 @@ class FastVocoder(nn.Module):
                 self.head.weight[: cfg.n_fft // 2 + 1].zero_()
                 self.head.bias[: cfg.n_fft // 2 + 1].zero_()
 
+    def use_int8(self) -> bool:
+        """For a CPU: the blocks' pointwise layers, most of the net's arithmetic, in int8
+        (``device.Int8Linear``), in place. The head stays float32: its advance and offsets
+        are summed along the track, so their rounding would add up (quantizing it too measured
+        3% worse log-mel L1 for v3, the blocks alone 1%; docs/benchmarks.md). False where
+        this torch has no quantized CPU engine."""
+        return device.int8_linears(self.blocks) > 0
+
     @property
     def carries_phase(self) -> bool:
         """True for an integrated-phase net: chunks of one track must then be synthesised in
@@ -210,15 +218,16 @@ class FastVocoder(nn.Module):
     def synthesis_lead(self) -> int:
         return self.lead_for(self.cfg)
 
-    def forward(self, mel: torch.Tensor, with_spectrum: bool = False):
+    def forward(self, mel: torch.Tensor, with_spectrum: bool = False, refine: bool | None = None):
         """Audio; with ``with_spectrum`` (training) also a dict of the predicted ``magnitude``
         and ``phase`` (and, integrated, ``advance``, ``offset`` and the complex ``spectrum``
-        before refinement), (B, F, T) each."""
+        before refinement), (B, F, T) each. The config's Griffin-Lim refinement runs at
+        inference, and in training too with ``refine=True`` (gradients flow through it)."""
         parts = self.parts(self.features(mel))
         spec, _ = self._spectrum_of(parts)
         if with_spectrum and self.carries_phase:
             parts["phase"], parts["spectrum"] = spec.angle(), spec
-        if not self.training and (self.cfg.refine_iters or self.cfg.mel_iters):
+        if (not self.training if refine is None else refine) and (self.cfg.refine_iters or self.cfg.mel_iters):
             spec = self._refine(spec, mel.float())
         audio = self._istft(spec)
         return (audio, parts) if with_spectrum else audio

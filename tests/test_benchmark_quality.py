@@ -60,3 +60,27 @@ def test_visqol_ranks_a_clean_copy_above_a_noisy_one(quality):
     ref = _clip(3.0, 0.005)
     clean, noisy = score(ref, ref), score(ref, ref + 0.1 * torch.randn_like(ref))
     assert 1 <= noisy < clean <= 5.0 + 1e-6
+
+
+def test_int8_rows_are_the_fast_vocoders_as_convert_runs_them(quality):
+    from genreshift.device import Int8Linear
+    from genreshift.vocoder import FastVocoder, GriffinLim
+    from helpers import TINY_FAST
+
+    nets = quality.in_int8({"fast": FastVocoder(TINY_FAST).eval(), "griffinlim": GriffinLim()})
+    assert set(nets) == {"fast, int8", "griffinlim"}
+    assert any(isinstance(m, Int8Linear) for m in nets["fast, int8"].modules())
+
+
+def test_the_distance_split_adds_up_and_independent_noise_costs_ln_2(quality):
+    import math
+
+    g = torch.Generator().manual_seed(1)
+    ref, other = (0.1 * torch.randn(3 * 22050, generator=g) for _ in range(2))
+    parts = quality.stft_distance_parts(ref, other)
+    bands = sum(parts[f"band{i}"] for i in range(len(quality.BANDS)))
+    assert bands == pytest.approx(parts["logmag"], rel=1e-5)
+    assert parts["sc"] + parts["logmag"] == pytest.approx(quality.stft_distance(ref, other))
+    assert parts["logmag"] == pytest.approx(math.log(2), abs=0.03)  # white noise against another
+    same = quality.stft_distance_parts(ref, ref.clone())
+    assert same["sc"] == 0 and same["logmag"] == 0

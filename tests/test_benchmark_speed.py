@@ -16,7 +16,7 @@ def test_speed_benchmark_quick(tmp_path):
     out = tmp_path / "speed.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--only", "long,stages", "--batches", "8,16", "--workdir", str(tmp_path),
-         "--json", str(out)],
+         "--json", str(out), "--precision", "int8,float32"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -24,8 +24,9 @@ def test_speed_benchmark_quick(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     names = {r["name"] for r in rows}
     assert {"decode", "mel", "encode"} | {
-        f"{s}, batch {b}" for s in ("translate", "vocode fast") for b in (8, 16)
+        f"{s}, batch {b}" for s in ("translate", "vocode fast, int8", "vocode fast, float32") for b in (8, 16)
     } <= names
+    assert {r["spec"]["int8"] for r in rows if r["name"].startswith("vocode fast")} == {True, False}
     assert "device cpu" in proc.stdout and "peak GPU" not in proc.stdout
     assert any(n.startswith("4 x 3 s") for n in names)
     for r in rows:

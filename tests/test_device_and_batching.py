@@ -62,3 +62,46 @@ def test_batch_memory_is_bounded_by_batch_size():
     q.add(Job(torch.zeros(1000, 2), "long"))
     q.run(flush=True)
     assert max(sizes) == 8 and sum(sizes) == 1000
+
+
+def test_int8_linear_is_close_and_each_window_keeps_its_own_scale():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 96)
+    q = dev.Int8Linear(linear)
+    x = torch.randn(3, 50, 64)
+    x[2] *= 20  # a loud window in the batch must not coarsen the others' rounding
+    with torch.no_grad():
+        exact, out = linear(x), q(x)
+        alone = torch.cat([q(x[i : i + 1]) for i in range(3)])
+    assert torch.equal(out, alone)
+    error = (out - exact).norm() / exact.norm()
+    assert 0 < error < 0.02  # really int8, and close
+
+
+def test_int8_linears_replaces_every_linear_and_the_vocoder_stays_close():
+    from dataclasses import replace
+
+    from genreshift.vocoder import FastVocoder
+    from helpers import TINY_FAST
+
+    torch.manual_seed(0)
+    net = FastVocoder(replace(TINY_FAST, phase="integrated", refine_iters=0, mel_iters=0)).eval()
+    torch.nn.init.normal_(net.head.weight, std=0.02)
+    mel = torch.randn(2, 80, 40) * 0.5 - 3
+    with torch.no_grad():
+        exact = net(mel)
+        assert net.use_int8()
+        out = net(mel)
+    assert not any(isinstance(m, torch.nn.Linear) for m in net.blocks.modules())
+    assert isinstance(net.head, torch.nn.Linear)  # the head stays float32
+    assert 0 < (out - exact).norm() / exact.norm() < 0.05
+
+
+def test_an_engine_that_cannot_quantize_leaves_the_model_float(monkeypatch):
+    def cannot(linear):
+        raise RuntimeError("Didn't find engine for operation quantized::linear_prepack NoQEngine")
+
+    monkeypatch.setattr(dev, "Int8Linear", cannot)
+    module = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    assert dev.int8_linears(module) == 0
+    assert isinstance(module[0], torch.nn.Linear)

@@ -271,6 +271,7 @@ def test_longer_vocoder_windows_are_opt_in_and_change_nothing_without_refinement
             str(out),
             "--vocoder",
             str(tmp_path / f"v{window}.pt"),
+            "--no-int8",  # int8 rounds each window by its own scale: exact only in float32
         ]
         assert CliRunner().invoke(app, [*args, "-q"]).exit_code == 0
         outputs.append(torch.from_numpy(sf.read(out / "a.wav", dtype="float32")[0]))
@@ -293,13 +294,26 @@ def _integrated_vocoder(path, window_frames: int, refine: int = 0) -> None:
     checkpoint.save(ckpt, path)
 
 
-def _convert_with(vocoder, folder, out) -> torch.Tensor:
+def _convert_with(vocoder, folder, out, *extra) -> torch.Tensor:
     import soundfile as sf
     from typer.testing import CliRunner
 
     from genreshift.cli import app
 
-    args = ["convert", str(folder), "--to", "rock", "-o", str(out), "--vocoder", str(vocoder), "-q"]
+    # --no-int8: int8 rounds each window by its own scale, so only float32 is cut-independent
+    args = [
+        "convert",
+        str(folder),
+        "--to",
+        "rock",
+        "-o",
+        str(out),
+        "--vocoder",
+        str(vocoder),
+        "-q",
+        "--no-int8",
+        *extra,
+    ]
     assert CliRunner().invoke(app, args).exit_code == 0
     return torch.from_numpy(sf.read(out / "a.wav", dtype="float32")[0])
 
@@ -320,6 +334,29 @@ def test_integrated_phase_chunks_carry_the_phase_and_match_a_whole_file_pass(ser
     synthesize = FastVocoder.synthesize
     monkeypatch.setattr(FastVocoder, "synthesize", lambda self, f, mel, state, at: synthesize(self, f, mel, None, at))
     assert _snr_db(outputs[1024], _convert_with(tmp_path / "v64.pt", tmp_path / "in", tmp_path / "short")) < 80
+
+
+def test_convert_runs_the_fast_vocoder_in_int8_on_a_cpu_unless_told_not_to(served, tmp_path):
+    """The default: the blocks' pointwise layers in int8, close to float32 (its own windows'
+    scales, so not bit-exact); --no-int8 gives the float32 audio."""
+
+    from genreshift import ConvertOptions, Converter
+    from genreshift.device import Int8Linear
+    from helpers import write_tone
+
+    write_tone(tmp_path / "in" / "a.wav", 6.0)
+    _integrated_vocoder(tmp_path / "v.pt", 256)
+    for int8 in (True, False):
+        vocoder = Converter(
+            ConvertOptions(genre="rock", vocoder=str(tmp_path / "v.pt"), device="cpu", int8=int8)
+        ).vocoder
+        assert any(isinstance(m, Int8Linear) for m in vocoder.modules()) == int8
+    with_int8 = _convert_with(tmp_path / "v.pt", tmp_path / "in", tmp_path / "int8", "--int8")
+    exact = _convert_with(tmp_path / "v.pt", tmp_path / "in", tmp_path / "float")
+    # the phase is summed along the track, so the waveforms drift apart; the spectra do not
+    mel_cfg = MelConfig()
+    gap = (log_mel(exact, mel_cfg) - log_mel(with_int8, mel_cfg)).abs().mean()
+    assert 0 < gap < 0.03, gap
 
 
 def test_integrated_phase_keeps_turning_through_a_held_note():

@@ -135,6 +135,9 @@ def train_vocoder(
     output_phase_weight: Annotated[
         float, typer.Option(min=0.0, help="fast, integrated: how its output phase turns, against the input's.")
     ] = 0.0,
+    train_refinement: Annotated[
+        bool, typer.Option(help="fast: run its --refine-iters/--mel-iters in training too (losses after them).")
+    ] = False,
     val_segments: Annotated[int, typer.Option(min=1, help="Held-out segments for validation.")] = 8,
     max_seconds_per_track: MaxSeconds = None,
     max_minutes: MaxMinutes = None,
@@ -160,7 +163,8 @@ def train_vocoder(
         train=TrainConfig(steps=steps, batch_size=batch_size, eval_every=eval_every, save_every=save_every,
                           log_every=log_every, val_crops=val_segments, seed=seed,
                           max_seconds_per_track=max_seconds_per_track, max_minutes=max_minutes),
-        hparams=VocoderTrainConfig(lr=lr, segment_frames=segment_frames, gan_start=gan_start, gan_loss=gan_loss.value),
+        hparams=VocoderTrainConfig(lr=lr, segment_frames=segment_frames, gan_start=gan_start, gan_loss=gan_loss.value,
+                                   train_refinement=train_refinement),
         weights=VocoderLossWeights(mel=mel_weight, stft=stft_weight, magnitude=magnitude_weight,
                                    adversarial=adv_weight, feature=fm_weight, phase_ip=ip_weight,
                                    phase_gd=gd_weight, phase_iaf=iaf_weight, consistency=consistency_weight,

@@ -100,6 +100,10 @@ class VocoderTrainConfig:
     disc: str = "msd+mpd"  # msd | mpd | msd+mpd
     disc_channels: int = 16  # base width of every discriminator
     gan_loss: str = "lsgan"  # lsgan | hinge
+    # fast vocoder: run the model's Griffin-Lim refinement (its refine/mel iterations) in
+    # training too, so the losses judge what inference puts out and the net learns spectra
+    # that the refinement finishes well (docs/training.md, "Vocoder v3")
+    train_refinement: bool = False
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,8 @@ def _check(opts: VocoderTrainOptions) -> None:
     w = opts.weights
     if opts.arch != "fast" and (w.phase_ip or w.phase_gd or w.phase_iaf or w.consistency or w.output_phase):
         raise loop.TrainingError("the phase and consistency losses apply to --arch fast only")
+    if opts.hparams.train_refinement and (opts.arch != "fast" or w.consistency):
+        raise loop.TrainingError("--train-refinement applies to --arch fast, without --consistency-weight")
     if opts.hparams.segment_frames * MelConfig().hop_length <= STFT_RESOLUTIONS[-1][0]:
         raise loop.TrainingError("--segment-frames must be at least 9 (the STFT loss needs 2048+ samples)")
 
@@ -253,7 +255,7 @@ def _fast_losses(r: _Run, wave: torch.Tensor, mel_in: torch.Tensor, losses: dict
     input's magnitude (phase_losses.advance_loss, offset_loss). ``output_phase`` judges the
     phase of the spectrum the net puts out, whichever way it is made."""
     w, net = r.opts.weights, loop.unwrap(r.g)
-    y_hat, parts = r.g(mel_in, with_spectrum=True)
+    y_hat, parts = r.g(mel_in, with_spectrum=True, refine=r.hp.train_refinement)
     magnitude, phase = parts["magnitude"], parts["phase"]
     target = net.analyze(wave)
     losses["magnitude"] = magnitude_loss(magnitude, target.abs())
@@ -304,15 +306,17 @@ def _train_step(r: _Run, wave: torch.Tensor) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(g: nn.Module, val: torch.Tensor, mel_cfg: MelConfig, batch: int) -> tuple[dict, torch.Tensor]:
-    """Mel L1 and multi-resolution STFT distance on held-out segments, and G's output."""
+def evaluate(g: nn.Module, val: torch.Tensor, mel_cfg: MelConfig, batch: int,
+             refine: bool = False) -> tuple[dict, torch.Tensor]:  # fmt: skip
+    """Mel L1 and multi-resolution STFT distance on held-out segments, and G's output (G stays
+    in training mode: a fast vocoder's refinement runs only with ``refine``)."""
     device = next(g.parameters()).device
     l1 = st = 0.0
     outs = []
     for chunk in val.split(batch):
         chunk = chunk.to(device)
         mel_in = log_mel(chunk, mel_cfg)
-        y = g(mel_in)
+        y = g(mel_in, refine=True) if refine else g(mel_in)
         l1 += float(F.l1_loss(log_mel(y, mel_cfg), mel_in)) * len(chunk)
         st += float(stft_loss(y, chunk)) * len(chunk)
         outs.append(y.cpu())
@@ -322,7 +326,7 @@ def evaluate(g: nn.Module, val: torch.Tensor, mel_cfg: MelConfig, batch: int) ->
 def _evaluate(r: _Run, progress: Progress) -> None:
     """Rank 0: validation figures, best.pt, and a sample to listen to and look at."""
     val = r.crops.val()
-    r.tally.val, out = evaluate(loop.unwrap(r.g), val, r.mel_cfg, r.opts.train.batch_size)
+    r.tally.val, out = evaluate(loop.unwrap(r.g), val, r.mel_cfg, r.opts.train.batch_size, r.hp.train_refinement)
     progress.record({"step": r.tally.step, **r.tally.val})
     if r.tally.val["val_mel_l1"] < r.tally.best:
         r.tally.best = r.tally.val["val_mel_l1"]

@@ -85,8 +85,8 @@ def integrate(
     log_keep, new, advance, offset = (x.unflatten(-1, (-1, BLOCK)) for x in parts)  # (B, F, blocks, BLOCK)
     # Within a block, from a zero start: Z(t) = K(t) sum_{u <= t} new(u) exp(i offset(u)) / K(u),
     # with K(t) the product of the turns and fades up to t. Complex numbers are kept as
-    # (real, imaginary) pairs of float tensors: torch's complex kernels (polar, multiply,
-    # cumsum) ran this 5x slower on a CPU.
+    # (real, imaginary) pairs of float tensors: on a CPU, torch's complex polar was 6x slower
+    # than cos and sin, and its backward made training through this scan 3.5x slower.
     log_k, turn = torch.cumsum(log_keep, -1), torch.cumsum(advance, -1)
     size = torch.exp(log_k)
     kr, ki = size * torch.cos(turn), size * torch.sin(turn)

@@ -60,8 +60,8 @@ class ConvertOptions:
     segment_seconds: float = 60.0
     # Keep the output's loudness near the input's (loudness.Leveller); off: the models' own level.
     level: bool = True
-    # On a CPU, the fast vocoder's main layers in int8 (FastVocoder.use_int8): its stage ran
-    # about 1.3x faster at an unchanged quality (docs/benchmarks.md); off: float32 throughout.
+    # On a CPU, the fast vocoder's main layers in int8 (FastVocoder.use_int8): a few to 12%
+    # faster at an unchanged quality (docs/benchmarks.md); off: float32 throughout.
     int8: bool = True
     # Convert only a share of the files: ((K, N), ...) is share K of N, then a share of that
     # (see shards.py). Every process given the same paths computes the same split.

@@ -99,8 +99,8 @@ def int8_linears(module: nn.Module) -> int:
                if isinstance(child, nn.Linear)]  # fmt: skip
     try:
         replacements = [Int8Linear(child) for _, _, child in targets]
-    except (RuntimeError, AssertionError):  # an engine that cannot pack these weights
-        return 0
+    except (ImportError, AttributeError, RuntimeError, AssertionError):
+        return 0  # a torch without torch.ao.quantization, or an engine that cannot pack these weights
     for (parent, name, _), new in zip(targets, replacements):
         setattr(parent, name, new)
     return len(targets)

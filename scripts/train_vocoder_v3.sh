@@ -15,9 +15,11 @@
 #         DIM/INTERMEDIATE_DIM/N_BLOCKS
 #   DIM INTERMEDIATE_DIM N_BLOCKS [256 768 6]  sizes from scratch (smaller is faster at inference)
 #   STEPS [100000]  LR [3e-4 from INIT, 5e-4 from scratch]  BATCH_SIZE [16]  SEGMENT_FRAMES [64]
-#   IAF_WEIGHT GD_WEIGHT [1 1]  CONSISTENCY_WEIGHT [0]  MAGNITUDE_WEIGHT [10]
+#   IAF_WEIGHT GD_WEIGHT [1 1]  CONSISTENCY_WEIGHT [0]  MAGNITUDE_WEIGHT [10]  MEL_WEIGHT [45]
 #   EVERY [500] steps between validations and saves   MAX_SECONDS [120] per track
 #   MAX_MINUTES [none] stop after this long   RESUME=1 continues the run folder
+#   REFINE [0]  N > 0: N + N Griffin-Lim iterations at inference, trained through
+#         (--train-refinement; candidates/fast-v3-r7.pt: REFINE=1, LR 1e-4 then 3e-5, MEL_WEIGHT 90 last)
 #   OUT [$WORK_DIR/runs/vocoder-fast-v3]
 # Judge a run with benchmarks/quality.py --vocoders-only --vocoder-file v3=OUT/fast.pt (the
 # issue's targets: MR-STFT <= 0.85 x GL-32, log-mel L1 below GL-32, ViSQOL not below it) and
@@ -41,8 +43,10 @@ fi
 
 limit=()
 [ -n "${MAX_MINUTES:-}" ] && limit=(--max-minutes "$MAX_MINUTES")
+refine=(--refine-iters "${REFINE:-0}" --mel-iters "${REFINE:-0}")
+[ "${REFINE:-0}" -gt 0 ] && refine+=(--train-refinement)
 genreshift train-vocoder --audio "${AUDIO:-$work/corpus-views/all}" --arch fast --name fast \
-  "${start[@]}" --refine-iters 0 --mel-iters 0 --lr "$lr" --magnitude-weight "${MAGNITUDE_WEIGHT:-10}" \
+  "${start[@]}" "${refine[@]}" --lr "$lr" --mel-weight "${MEL_WEIGHT:-45}" --magnitude-weight "${MAGNITUDE_WEIGHT:-10}" \
   --iaf-weight "${IAF_WEIGHT:-1}" --gd-weight "${GD_WEIGHT:-1}" --consistency-weight "${CONSISTENCY_WEIGHT:-0}" \
   --steps "${STEPS:-100000}" --batch-size "${BATCH_SIZE:-16}" --segment-frames "${SEGMENT_FRAMES:-64}" \
   --out "$out" --max-seconds-per-track "${MAX_SECONDS:-120}" --eval-every "${EVERY:-500}" \

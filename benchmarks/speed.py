@@ -302,7 +302,7 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
         get one unlabelled row."""
         if v in ("melgan", "griffinlim"):
             return [("", True)]
-        return [(f", {p}" if len(args.precisions) > 1 else "", p == "int8") for p in args.precisions]
+        return [(f", {p}" if len(args.precision) > 1 else "", p == "int8") for p in args.precision]
 
     for v in vocoders:
         for tag, int8 in precisions(v):
@@ -465,7 +465,6 @@ def main() -> None:
                          "rows for each, e2e and vocoder stages")  # fmt: skip
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    args.precisions = args.precision
     if args.worker:
         spec = json.loads(args.worker)
         if spec["op"] == "idle":

@@ -41,11 +41,6 @@ def stft_distance_parts(ref: torch.Tensor, out: torch.Tensor) -> dict[str, float
     return parts
 
 
-def stft_distance(ref: torch.Tensor, out: torch.Tensor) -> float:
-    parts = stft_distance_parts(ref, out)
-    return parts["sc"] + parts["logmag"]
-
-
 def mel_l1(ref: torch.Tensor, out: torch.Tensor) -> float:
     return float((log_mel(ref, MEL) - log_mel(out, MEL)).abs().mean())
 

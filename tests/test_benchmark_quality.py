@@ -80,7 +80,6 @@ def test_the_distance_split_adds_up_and_independent_noise_costs_ln_2(quality):
     parts = quality.stft_distance_parts(ref, other)
     bands = sum(parts[f"band{i}"] for i in range(len(quality.BANDS)))
     assert bands == pytest.approx(parts["logmag"], rel=1e-5)
-    assert parts["sc"] + parts["logmag"] == pytest.approx(quality.stft_distance(ref, other))
     assert parts["logmag"] == pytest.approx(math.log(2), abs=0.03)  # white noise against another
     same = quality.stft_distance_parts(ref, ref.clone())
     assert same["sc"] == 0 and same["logmag"] == 0

@@ -227,7 +227,7 @@ class FastVocoder(nn.Module):
         spec, _ = self._spectrum_of(parts)
         if with_spectrum and self.carries_phase:
             parts["phase"], parts["spectrum"] = spec.angle(), spec
-        if (not self.training if refine is None else refine) and (self.cfg.refine_iters or self.cfg.mel_iters):
+        if self._refines(refine):
             spec = self._refine(spec, mel.float())
         audio = self._istft(spec)
         return (audio, parts) if with_spectrum else audio
@@ -263,9 +263,15 @@ class FastVocoder(nn.Module):
         (before refinement). ``state`` is such a state for the frame just before these, None
         at the start of the track."""
         spec, state = self._spectrum_of(self.parts(features), state, state_at)
-        if not self.training and (self.cfg.refine_iters or self.cfg.mel_iters):
+        if self._refines():
             spec = self._refine(spec, mel.float())
         return self._istft(spec), state
+
+    def _refines(self, refine: bool | None = None) -> bool:
+        """Whether the Griffin-Lim refinement runs: the config asks for iterations, and this
+        is inference (``refine`` None) or ``refine`` says so (training through it)."""
+        asked = not self.training if refine is None else refine
+        return asked and bool(self.cfg.refine_iters or self.cfg.mel_iters)
 
     def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted STFT magnitude and phase, (B, n_fft // 2 + 1, T) each."""

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import melgan_neurips
+from . import melgan
 from .atomic import replacing
 from .errors import CheckpointError, short_reason
 from .config import MelConfig, TranslatorConfig, from_dict, to_dict
@@ -145,7 +145,7 @@ def load(path: str | os.PathLike) -> Checkpoint:
 
 
 def from_plain(data: Any, path: str | os.PathLike = "<memory>") -> Checkpoint:
-    if melgan_neurips.looks_like(data):
+    if melgan.looks_like_neurips(data):
         return _from_melgan_neurips(data, path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(
@@ -187,8 +187,8 @@ def _from_melgan_neurips(state: dict[str, torch.Tensor], path: str | os.PathLike
     """A bare melgan-neurips ``Generator`` state_dict as a ``melgan`` vocoder checkpoint."""
     mel = MelConfig()
     try:
-        cfg = melgan_neurips.config_of(state)
-        melgan_neurips.check_matches(cfg, state, mel)
+        cfg = melgan.config_of(state)
+        melgan.check_matches(cfg, state, mel)
         check_weights("vocoder", "melgan", cfg, mel, state)  # also refuses NaN or infinite weights
     except ValueError as exc:
         raise CheckpointError(f"{path}: looks like a melgan-neurips generator, but {exc}") from None

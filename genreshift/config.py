@@ -27,6 +27,11 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(obj).items()}
 
 
+# Mel frames per window the pipeline cuts for a vocoder; a fast vocoder's config may ask for
+# longer ones (FastVocoderConfig.window_frames), so less of each window is context.
+WINDOW_FRAMES = 256
+
+
 @dataclass(frozen=True)
 class MelConfig:
     """The one definition of the log-mel front-end, shared by every model.
@@ -119,7 +124,7 @@ class FastVocoderConfig:
     # but match its mel to the input mel
     # v3 addition: mel frames per window when `convert` cuts a track for this vocoder. Longer
     # windows spend less on the context frames computed twice; inference only, like the above.
-    window_frames: int = 256  # the default of every vocoder (vocoder.WINDOW_FRAMES)
+    window_frames: int = WINDOW_FRAMES  # the default of every vocoder
     # v3: "direct" predicts each frame's phase; "integrated" predicts how each bin's phase
     # turns and where new sound enters, and carries the phase from frame to frame (phase.py).
     phase: str = "direct"

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-import torchaudio
 
 from genreshift import ConvertOptions, Converter, audio, chunking, mel as melmod, streaming
 from genreshift.audio import StreamResampler

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 __all__ = ["Converter", "ConvertOptions", "TrackResult", "convert_audio", "__version__"]
 
-_LAZY = {"Converter": "pipeline", "ConvertOptions": "pipeline", "TrackResult": "pipeline", "convert_audio": "pipeline"}
+_LAZY = {"Converter": "pipeline", "ConvertOptions": "options", "TrackResult": "options", "convert_audio": "pipeline"}
 
 if TYPE_CHECKING:
-    from .pipeline import ConvertOptions, Converter, TrackResult, convert_audio  # noqa: F401
+    from .options import ConvertOptions, TrackResult  # noqa: F401
+    from .pipeline import Converter, convert_audio  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

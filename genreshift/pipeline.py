@@ -16,7 +16,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -27,8 +27,10 @@ from .audio import AudioError, AudioInfo, Track
 from .batching import BatchQueue, Job, in_parts
 from .config import ChunkConfig, MelConfig
 from .device import resolve_device
-from .shards import take_share
-from .streaming import ArrayAudio, ArraySink, FileSink, Segment, SegmentPlanner, TrackReader, TrackWriter
+from .options import ConvertOptions, TrackResult
+from .planning import PlannedTrack, plan_tracks
+from .streaming import ArrayAudio, Segment, SegmentPlanner, TrackReader
+from .writing import ArraySink, FileSink, TrackWriter
 
 VOCODER_OVERLAP_FRAMES = 4
 
@@ -36,61 +38,6 @@ VOCODER_OVERLAP_FRAMES = 4
 def vocoder_windows(vocoder: nn.Module) -> ChunkConfig:
     """The windows a vocoder runs on: the length and the context its class asks for."""
     return ChunkConfig(vocoder.window_frames, VOCODER_OVERLAP_FRAMES, vocoder.context_frames)
-
-
-@dataclass(frozen=True)
-class ConvertOptions:
-    genre: str | None = None
-    model: str | None = None  # a translator checkpoint path; overrides the genre's model
-    vocoder: str = "auto"
-    output: Path | None = None  # default: converted/<genre>
-    device: str = "auto"
-    batch_size: int = 16
-    chunk_frames: int = 128
-    overlap: int = 32
-    stereo: bool = False  # convert each channel on its own instead of their mean
-    sample_rate: int | None = None  # default: the input's
-    format: str | None = None  # wav | flac | ogg; default: the input's container
-    skip_existing: bool = False
-    # Threads that decode (and cut mel) ahead of the models. None: 1 on a CPU, where they
-    # share the cores with the models (a second one measured slower), else 2.
-    decode_workers: int | None = None
-    # Audio converted at a time (rounded to whole vocoder windows): memory is bounded by
-    # this, not by the track's length; longer segments repeat fewer translator windows.
-    segment_seconds: float = 60.0
-    # Keep the output's loudness near the input's (loudness.Leveller); off: the models' own level.
-    level: bool = True
-    # On a CPU, the fast vocoder's main layers in int8 (FastVocoder.use_int8): a few to 12%
-    # faster at an unchanged quality (docs/benchmarks.md); off: float32 throughout.
-    int8: bool = True
-    # Convert only a share of the files: ((K, N), ...) is share K of N, then a share of that
-    # (see shards.py). Every process given the same paths computes the same split.
-    shards: tuple[tuple[int, int], ...] = ()
-
-
-@dataclass
-class TrackResult:
-    source: Path
-    output: Path | None
-    duration: float  # seconds of audio
-    seconds: float = 0.0  # wall time spent on it
-    status: str = "planned"  # planned | converted | skipped | failed
-    message: str = ""
-    correction_db: float | None = None  # gain the output needed to match the input's loudness
-    gain_limited: bool = False  # ... and it needed more than the gain limit allowed somewhere
-
-
-@dataclass
-class PlannedTrack:
-    track: Track
-    info: AudioInfo
-    output: Path
-    container: str
-    subtype: str | None
-    out_rate: int
-    result: TrackResult
-    open_audio: Callable[[], Any] | None = None  # a clip in memory (default: open the file)
-    sink: ArraySink | None = None  # where a clip in memory goes (default: the output file)
 
 
 @dataclass
@@ -117,10 +64,6 @@ class _Work:
             if self.writer is not None:
                 self.writer.abort()  # drops the temp file unless the output was completed
             self.reader = self.planner = self.writer = None
-
-
-def _duration(planned: "PlannedTrack | TrackResult") -> float:
-    return planned.duration if isinstance(planned, TrackResult) else planned.result.duration
 
 
 ProgressFn = Callable[[float, "TrackResult | None"], None]
@@ -196,52 +139,12 @@ class Converter:
                 self._models = _Models(pretrained.build(ckpt, self.device, self._source.translator), vocoder, ckpt.mel)
             return self._models
 
-    # -- planning -------------------------------------------------------------------------
-
     def plan(self, paths: list[Path]) -> tuple[list[PlannedTrack], list[TrackResult], list[str]]:
-        """Find tracks and decide each output; returns (to convert, failed or skipped, problems).
-
-        With ``options.shards``, only this share's tracks: all are planned first, so an output
-        clash is found whichever share holds the other file, and the split does not depend on
-        which outputs exist yet (a resumed share is the same share)."""
-        tracks, problems = audio.find_tracks(paths, exclude=self.output_root)
-        inputs = {t.path.resolve() for t in tracks}
-        claimed: dict[Path, Path] = {}
-        every: list[PlannedTrack | TrackResult] = []
-        for track in tracks:
-            try:
-                every.append(self._plan_one(track, inputs, claimed))
-            except AudioError as exc:
-                every.append(TrackResult(track.path, None, 0.0, status="failed", message=str(exc)))
-        # every share's inputs and outputs, which --report may overwrite in no share
-        self.batch_files = ([t.path for t in tracks], [x.output for x in every if x.output is not None])
-        todo, done = [], []
-        for planned in take_share(every, _duration, self.options.shards):
-            if isinstance(planned, TrackResult):
-                done.append(planned)
-            elif self.options.skip_existing and planned.output.exists():
-                planned.result.status, planned.result.message = "skipped", "output exists"
-                done.append(planned.result)
-            else:
-                todo.append(planned)
-        return todo, done, problems
-
-    def _plan_one(self, track: Track, inputs: set[Path], claimed: dict[Path, Path]) -> PlannedTrack:
-        info = audio.probe(track.path)
-        rate = self.options.sample_rate or info.sample_rate
-        try:
-            container, subtype, suffix = audio.output_format(info, self.options.format, track.path.suffix, rate)
-        except AudioError as exc:
-            raise AudioError(f"{track.path}: {exc}") from None
-        output = self.output_root / track.relative.with_suffix(suffix)
-        key = output.resolve()
-        if key in inputs:
-            raise AudioError(f"{track.path}: output {output} would overwrite an input; choose another -o/--output")
-        if key in claimed:
-            raise AudioError(f"{track.path}: output {output} is already the output of {claimed[key]}")
-        claimed[key] = track.path
-        result = TrackResult(track.path, output, info.duration)
-        return PlannedTrack(track, info, output, container, subtype, rate, result)
+        """Find tracks and decide each output (``planning.plan_tracks``); returns (to convert,
+        failed or skipped, problems). ``batch_files`` then holds every share's inputs and outputs."""
+        plan = plan_tracks(paths, self.options, self.output_root)
+        self.batch_files = (plan.inputs, plan.outputs)
+        return plan.todo, plan.done, plan.problems
 
     # -- converting -----------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Read, cut and write a track in pieces, so memory does not grow with its length.
+"""Read and cut a track in pieces, so memory does not grow with its length (``writing.py``
+puts the pieces back together).
 
 A track is decoded in blocks, resampled block by block, and converted as a sequence of
 *segments* of whole vocoder windows (about a minute of audio each). Every segment is cut
@@ -6,13 +7,12 @@ from the same window plans a whole-file pass would use (``chunking.subplan``), w
 audio, mel and translated mel its windows need on both sides, so each window sees exactly
 the neighbourhood it would see in one pass. The vocoder windows that straddle a segment
 border are not run twice: each segment hands the weighted sums over its last cross-fade to
-the next (``TrackWriter``), which adds its own. The result equals a whole-file pass up to
+the next (``writing.TrackWriter``), which adds its own. The result equals a whole-file pass up to
 float rounding, at a cost of a few translator windows per border.
 """
 
 from __future__ import annotations
 
-import os
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +25,9 @@ import torch.nn.functional as F
 
 from . import chunking
 from . import mel as melmod
-from .atomic import TempLock, temp_beside
 from .audio import AudioError, AudioInfo
 from .config import ChunkConfig, MelConfig
-from .errors import short_reason, write_reason
-from .loudness import Leveller, soft_limit
+from .errors import short_reason
 from .resampling import StreamResampler, resampled_length
 
 BLOCK_SECONDS = 10.0  # decoded, resampled and encoded at a time: bounds transient memory
@@ -228,137 +226,3 @@ class SegmentPlanner:
             ],
             dim=-1,
         )
-
-
-class TrackWriter:
-    """Assembles a track's output as its segments arrive: adds the cross-fade sums carried
-    over a segment border, resamples to the output rate, and hands the samples to ``sink``
-    (a ``FileSink`` or an ``ArraySink``). Any failure or ``abort`` leaves no output."""
-
-    def __init__(self, path: Path, info: AudioInfo, rate: int, cfg: MelConfig, length: int, sink: FileSink | ArraySink,
-                 level: bool = True):  # fmt: skip
-        self.path, self.info, self.rate, self.sink = path, info, rate, sink
-        self.leveller = Leveller(cfg.hop_length) if level else None
-        self.hop = cfg.hop_length
-        self.length = length  # model-rate samples to emit in all
-        self.frames = max(1, round(info.frames * rate / info.sample_rate))  # output samples, exactly
-        self._resampler = StreamResampler(cfg.sample_rate, rate)
-        self._carry: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._emitted = 0
-        self._written = 0
-
-    def add(self, segment: Segment, out: torch.Tensor, total: torch.Tensor) -> bool:
-        """Add a segment's weighted sums (from ``chunking.accumulate``); True once complete."""
-        if self._carry is not None:
-            n = self._carry[1].shape[-1]
-            out[..., :n] += self._carry[0]
-            total[:n] += self._carry[1]
-        cut = segment.emit * self.hop
-        self._carry = (out[..., cut:].clone(), total[cut:].clone())  # not a view: frees ``out``
-        ready = out[..., :cut] / total[:cut]
-        ready = ready[..., : self.length - self._emitted]
-        self._emitted += ready.shape[-1]
-        if not bool(torch.isfinite(ready).all()):  # broken weights or an overflow: never write NaN audio
-            self.abort()
-            raise AudioError(f"{self.path}: the models gave NaN or infinite audio; not written")
-        if self.leveller is not None:
-            ready = self.leveller.push(ready, segment.energy, segment.last)
-        try:
-            # In blocks: resampling and encoding a whole segment at once would make several
-            # copies of it (resampled, all channels, interleaved) at the output rate.
-            block = int(BLOCK_SECONDS * self._resampler.source_rate)
-            for at in range(0, max(ready.shape[-1], 1), block):
-                last = segment.last and at + block >= ready.shape[-1]
-                self._write(self._resampler.push(ready[..., at : at + block], last=last))
-            if segment.last:
-                self._finish()
-        except AudioError:
-            self.abort()
-            raise
-        return segment.last
-
-    def _write(self, wave: torch.Tensor) -> None:
-        wave = wave[..., : self.frames - self._written]
-        if wave.shape[-1] == 0:
-            return
-        if wave.shape[0] != self.info.channels:
-            wave = wave.expand(self.info.channels, -1)
-        data = soft_limit(wave).T.contiguous().numpy()
-        try:
-            self.sink.write(data)
-        except Exception as exc:
-            raise AudioError(f"{self.path}: cannot write output: {write_reason(exc, self.path.parent)}") from None
-        self._written += data.shape[0]
-
-    def _finish(self) -> None:
-        if self._written < self.frames:  # the model-rate audio came out a sample or two short
-            self._write(torch.zeros(1, self.frames - self._written))
-        try:
-            self.sink.commit()
-        except Exception as exc:
-            raise AudioError(f"{self.path}: cannot write output: {write_reason(exc, self.path.parent)}") from None
-
-    def abort(self) -> None:
-        """Drop what was written; later segments of this track are ignored."""
-        self.sink.abort()
-
-
-class FileSink:
-    """An output file, written to a temp file beside it and renamed when complete."""
-
-    def __init__(self, path: Path, rate: int, channels: int, container: str, subtype: str | None):
-        self.path, self.rate, self.channels = path, rate, channels
-        self.container, self.subtype = container, subtype
-        self._tmp: str | None = None
-        self._lock: TempLock | None = None  # tells a later run's remove_stale the file is in use
-        self._file: sf.SoundFile | None = None
-
-    def write(self, data: np.ndarray) -> None:
-        """Append (frames, channels) float32 samples."""
-        if self._file is None:
-            self._tmp = temp_beside(self.path)
-            self._lock = TempLock(self._tmp)
-            self._file = sf.SoundFile(
-                self._tmp, "w", self.rate, self.channels, subtype=self.subtype, format=self.container
-            )
-        self._file.write(data)
-
-    def commit(self) -> None:
-        self._file.close()
-        os.replace(self._tmp, self.path)
-        self._file, self._tmp = None, None
-        self._unlock()
-
-    def _unlock(self) -> None:
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-
-    def abort(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.close()
-            except Exception:
-                pass
-            self._file = None
-        if self._tmp is not None:
-            Path(self._tmp).unlink(missing_ok=True)
-            self._tmp = None
-        self._unlock()
-
-
-class ArraySink:
-    """Output kept in memory: ``data`` is (frames, channels) float32 once committed."""
-
-    def __init__(self) -> None:
-        self.parts: list[np.ndarray] = []
-        self.data: np.ndarray | None = None
-
-    def write(self, data: np.ndarray) -> None:
-        self.parts.append(data)
-
-    def commit(self) -> None:
-        self.data, self.parts = np.concatenate(self.parts), []
-
-    def abort(self) -> None:
-        self.parts = []

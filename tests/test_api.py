@@ -34,11 +34,13 @@ def test_help_and_import_do_not_import_torch():
         "import sys\nimport genreshift\nfrom genreshift.cli import app\n"
         "try:\n    app(['--help'], prog_name='genreshift')\nexcept SystemExit:\n    pass\n"
         "print('torch loaded:', 'torch' in sys.modules)\n"
+        "from genreshift import ConvertOptions, TrackResult\nConvertOptions(genre='rock')\n"
+        "print('options:', 'torch' in sys.modules)\n"
         "from genreshift import convert_audio\nprint('after export:', 'torch' in sys.modules)\n"
     )
     out = _python(code)
     assert "Usage: genreshift" in out
-    assert "torch loaded: False" in out and "after export: True" in out
+    assert "torch loaded: False" in out and "options: False" in out and "after export: True" in out
 
 
 def test_exports():

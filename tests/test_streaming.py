@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from genreshift import ConvertOptions, Converter, audio, chunking, mel as melmod, streaming
+from genreshift import ConvertOptions, Converter, audio, chunking, mel as melmod, streaming, writing
 from genreshift.audio import StreamResampler
 from genreshift.loudness import soft_limit
 from genreshift.pipeline import vocoder_windows
@@ -121,7 +121,7 @@ def test_failure_midway_leaves_nothing(served, tmp_path, monkeypatch):
 
 def test_write_failure_midway_leaves_nothing(served, tmp_path, monkeypatch):
     song = write_tone(tmp_path / "x.wav", 12.0, 22050, 1)
-    write = streaming.FileSink.write
+    write = writing.FileSink.write
     calls = []
 
     def failing(self, data):
@@ -130,7 +130,7 @@ def test_write_failure_midway_leaves_nothing(served, tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         write(self, data)
 
-    monkeypatch.setattr(streaming.FileSink, "write", failing)
+    monkeypatch.setattr(writing.FileSink, "write", failing)
     out = tmp_path / "o"
     [result] = Converter(ConvertOptions(genre="rock", output=out, segment_seconds=2.0)).convert([song])
     assert result.status == "failed" and result.message == f"{out / 'x.wav'}: cannot write output: disk full"

@@ -1,0 +1,49 @@
+"""What a conversion is asked (``ConvertOptions``) and what it reports per track
+(``TrackResult``): plain data shared by the pipeline, the CLI and the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    genre: str | None = None
+    model: str | None = None  # a translator checkpoint path; overrides the genre's model
+    vocoder: str = "auto"
+    output: Path | None = None  # default: converted/<genre>
+    device: str = "auto"
+    batch_size: int = 16
+    chunk_frames: int = 128
+    overlap: int = 32
+    stereo: bool = False  # convert each channel on its own instead of their mean
+    sample_rate: int | None = None  # default: the input's
+    format: str | None = None  # wav | flac | ogg; default: the input's container
+    skip_existing: bool = False
+    # Threads that decode (and cut mel) ahead of the models. None: 1 on a CPU, where they
+    # share the cores with the models (a second one measured slower), else 2.
+    decode_workers: int | None = None
+    # Audio converted at a time (rounded to whole vocoder windows): memory is bounded by
+    # this, not by the track's length; longer segments repeat fewer translator windows.
+    segment_seconds: float = 60.0
+    # Keep the output's loudness near the input's (loudness.Leveller); off: the models' own level.
+    level: bool = True
+    # On a CPU, the fast vocoder's main layers in int8 (FastVocoder.use_int8): a few to 12%
+    # faster at an unchanged quality (docs/benchmarks.md); off: float32 throughout.
+    int8: bool = True
+    # Convert only a share of the files: ((K, N), ...) is share K of N, then a share of that
+    # (see shards.py). Every process given the same paths computes the same split.
+    shards: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass
+class TrackResult:
+    source: Path
+    output: Path | None
+    duration: float  # seconds of audio
+    seconds: float = 0.0  # wall time spent on it
+    status: str = "planned"  # planned | converted | skipped | failed
+    message: str = ""
+    correction_db: float | None = None  # gain the output needed to match the input's loudness
+    gain_limited: bool = False  # ... and it needed more than the gain limit allowed somewhere

@@ -19,7 +19,8 @@
 #   EVERY [500] steps between validations and saves   MAX_SECONDS [120] per track
 #   MAX_MINUTES [none] stop after this long   RESUME=1 continues the run folder
 #   REFINE [0]  N > 0: N + N Griffin-Lim iterations at inference, trained through
-#         (--train-refinement; candidates/fast-v3-r7.pt: REFINE=1, LR 1e-4 then 3e-5, MEL_WEIGHT 90 last)
+#         (--train-refinement; candidates/fast-v3-r13.pt: REFINE=1, LR 1e-4 then 3e-5, MEL_WEIGHT 90,
+#         then MAGNITUDE_WEIGHT 1)
 #   OUT [$WORK_DIR/runs/vocoder-fast-v3]
 # Judge a run with benchmarks/quality.py --vocoders-only --vocoder-file v3=OUT/fast.pt (the
 # issue's targets: MR-STFT <= 0.85 x GL-32, log-mel L1 below GL-32, ViSQOL not below it) and

@@ -46,9 +46,17 @@ class FastVocoder(nn.Module):
     """
 
     arch, config_class, has_weights = "fast", FastVocoderConfig, True
-    # ms per window at 1 / 2 / 4 / 16 windows per call on a 2-core CPU: 8.5 / 11 / 10 / 8.8
-    # (flat; 8 saves ~65 MB over 16). v2 with its refinement, at 1 / 2 / 4 / 8: 83 / 93 / 96 / 94.
-    cpu_batch = 8
+    # Mel frames per call on a CPU. 256-frame windows (v1, v2): ms per window at 1 / 2 / 4 / 16
+    # windows per call on a 2-core CPU: 8.5 / 11 / 10 / 8.8 (flat; 8 saves ~65 MB over 16); v2
+    # with its refinement, at 1 / 2 / 4 / 8: 83 / 93 / 96 / 94. 1024-frame windows (v3 + 1 + 1,
+    # benchmarks/speed.py stage): 168x / 171x / 162x / 137x real time at 1 / 2 / 4 / 8 windows
+    # per call, peaking at 1,093 / 1,127 / 1,292 / 1,668 MB. So about 2,048 frames per call.
+    cpu_frames = 2048
+
+    @property
+    def cpu_batch(self) -> int:
+        """Windows per call on a CPU: as many as make ``cpu_frames`` (8 of 256 frames)."""
+        return max(1, self.cpu_frames // self.cfg.window_frames)
 
     @staticmethod
     def context_for(cfg: FastVocoderConfig) -> int:

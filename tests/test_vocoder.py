@@ -191,6 +191,13 @@ def test_one_table_builds_every_vocoder_the_same_way(arch):
     assert net.window_frames == WINDOW_FRAMES  # longer windows only when a fast config asks
 
 
+def test_fast_vocoder_cpu_calls_hold_about_2048_frames():
+    """Longer windows, fewer per CPU call: v2's 256-frame windows go 8 at a time (as before),
+    v3's 1024-frame ones 2 at a time (faster and ~500 MB smaller than 8, docs/benchmarks.md)."""
+    calls = {w: FastVocoder(FastVocoderConfig(window_frames=w), MEL).cpu_batch for w in (256, 512, 1024, 4096)}
+    assert calls == {256: 8, 512: 4, 1024: 2, 4096: 1}
+
+
 def test_griffinlim_refuses_the_old_call():
     with pytest.raises(TypeError, match="mel="):
         GriffinLim(MEL)

@@ -113,8 +113,8 @@ class FastVocoder(nn.Module):
             self.bands = MelBands(mel or MelConfig(), cfg)
         if cfg.magnitude_prior:
             with torch.no_grad():  # start from the prior itself: a zero correction
-                self.head.weight[: cfg.n_fft // 2 + 1].zero_()
-                self.head.bias[: cfg.n_fft // 2 + 1].zero_()
+                self.head.weight[:bins].zero_()
+                self.head.bias[:bins].zero_()
 
     def use_int8(self) -> bool:
         """For a CPU: the blocks' pointwise layers, most of the net's arithmetic, in int8

@@ -37,7 +37,7 @@ class Plan:
     outputs: list[Path]
 
 
-def duration(planned: PlannedTrack | TrackResult) -> float:
+def _duration(planned: PlannedTrack | TrackResult) -> float:
     return planned.duration if isinstance(planned, TrackResult) else planned.result.duration
 
 
@@ -57,7 +57,7 @@ def plan_tracks(paths: list[Path], options: ConvertOptions, output_root: Path) -
         except AudioError as exc:
             every.append(TrackResult(track.path, None, 0.0, status="failed", message=str(exc)))
     plan = Plan([], [], problems, [t.path for t in tracks], [x.output for x in every if x.output is not None])
-    for planned in take_share(every, duration, options.shards):
+    for planned in take_share(every, _duration, options.shards):
         if isinstance(planned, TrackResult):
             plan.done.append(planned)
         elif options.skip_existing and planned.output.exists():

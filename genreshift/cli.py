@@ -7,6 +7,7 @@ option aliases and ``fail()`` live in ``cli_options``."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Optional
 
 import typer
@@ -24,14 +25,34 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"genreshift {__version__}")
+        typer.echo(version_text())
         raise typer.Exit()
+
+
+def version_text() -> str:
+    """The package version, then one line per model in the registry: which version of each
+    model ``convert`` uses, and the release it shipped with. Reads only the registry's JSON
+    (no torch), so it stays instant."""
+    from .errors import WeightsError
+    from .registry import registry_entries
+
+    lines = [f"genreshift {__version__}"]
+    try:
+        entries = registry_entries()
+    except WeightsError as exc:
+        return "\n".join(lines + [f"models: {exc}"])
+    lines.append(f"models ({os.environ.get('GENRESHIFT_REGISTRY') or 'bundled registry'}):")
+    for e in entries:
+        released = f"released with {e.package_version}" if e.package_version else "release not recorded"
+        lines.append(f"  {e.model:12} {e.kind:10} {e.version or '?':4} {e.file:20} {released}")
+    return "\n".join(lines)
 
 
 @app.callback()
 def main(
     version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and the models' versions."),
     ] = None,
 ) -> None:
     """genreshift: turn whole folders of music into another genre."""

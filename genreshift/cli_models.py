@@ -20,11 +20,12 @@ def models_list() -> None:
     from .display import stdout
     from . import registry
 
-    table = Table("model", "kind", "genre", "size", "state", "file")
+    table = Table("model", "kind", "genre", "version", "size", "state", "file")
     for e in registry.registry_entries():
-        table.add_row(e.model, e.kind, e.genre or "", f"{e.size / 1e6:.1f} MB", registry.status(e), e.file)
+        table.add_row(e.model, e.kind, e.genre or "", e.version, f"{e.size / 1e6:.1f} MB", registry.status(e), e.file)
     for m in registry.local_models():
-        table.add_row(m.name, "translator", m.name, f"{m.path.stat().st_size / 1e6:.1f} MB", "finetuned", str(m.path))
+        size = f"{m.path.stat().st_size / 1e6:.1f} MB"
+        table.add_row(m.name, "translator", m.name, "", size, "finetuned", str(m.path))
     stdout.print(table)
 
 

@@ -40,6 +40,8 @@ class Entry:
     genre: str | None = None
     vocoder: str | None = None  # the vocoder model a translator was released with
     description: str = ""
+    version: str = ""  # the model's own version ("v3"); users see it in `--version`
+    package_version: str = ""  # the genreshift release this file first shipped with ("0.2.0")
 
 
 def _env_flag(name: str) -> bool:

@@ -5,7 +5,8 @@
 
 Each checkpoint is re-saved with fp16 weights as genreshift/weights/<model>-<version>.pt (the
 copy bundled in the package, and the file to upload to the release host), and
-genreshift/weights/registry.json is rewritten with every file's sha256 and size. Files that
+genreshift/weights/registry.json is rewritten with every file's sha256, size, model version
+and the genreshift release it ships with (``--package-version``, default: this checkout's). Files that
 are not named on the command line keep their registry rows.
 
 With ``--out DIR`` the files go to DIR instead and the registry is left alone: a candidate
@@ -20,13 +21,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from genreshift import checkpoint
+from genreshift import __version__, checkpoint
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "genreshift" / "weights"
 
 
 def package(kind: str, model: str, source: Path, version: str, vocoder: str | None, inference: dict,
-            folder: Path | None = None) -> dict:  # fmt: skip
+            folder: Path | None = None, package_version: str = __version__) -> dict:  # fmt: skip
     ckpt = checkpoint.load(source)
     if ckpt.kind != kind:
         raise SystemExit(f"{source}: is a {ckpt.kind}, expected a {kind}")
@@ -50,6 +51,7 @@ def package(kind: str, model: str, source: Path, version: str, vocoder: str | No
         "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
         **({"genre": model, "vocoder": vocoder} if kind == "translator" else {}),
         "description": f"{what}, {steps} training steps" if steps else what,
+        "version": version, "package_version": package_version,
     }  # fmt: skip
 
 
@@ -62,7 +64,12 @@ def main() -> None:
     ap.add_argument("--vocoder", action="append", default=[], metavar="NAME=PATH")
     ap.add_argument("--translator", action="append", default=[], metavar="GENRE=PATH")
     ap.add_argument("--default-vocoder", default="fast", help="vocoder the translators name")
-    ap.add_argument("--version", default="v1")
+    ap.add_argument("--version", default="v1", help="the models' version, in the file names (v3)")
+    ap.add_argument(
+        "--package-version",
+        default=__version__,
+        help="the genreshift release the files ship with (default: this checkout's, %(default)s)",
+    )
     ap.add_argument("--refine-iters", type=int, help="fast vocoder: Griffin-Lim iterations at inference")
     ap.add_argument("--mel-iters", type=int, help="fast vocoder: then iterations that hold the input mel")
     ap.add_argument("--window-frames", type=int, help="fast vocoder: mel frames per window in convert (default 256)")
@@ -78,9 +85,11 @@ def main() -> None:
             "mel_iters": args.mel_iters,
             "window_frames": args.window_frames,
         }
-        rows[name] = package("vocoder", name, path, args.version, None, inference, args.out)
+        rows[name] = package("vocoder", name, path, args.version, None, inference, args.out, args.package_version)
     for name, path in pairs(args.translator):
-        rows[name] = package("translator", name, path, args.version, args.default_vocoder, {}, args.out)
+        rows[name] = package(
+            "translator", name, path, args.version, args.default_vocoder, {}, args.out, args.package_version
+        )
     if args.out:
         for name, _ in pairs(args.vocoder) + pairs(args.translator):
             r = rows[name]

@@ -7,7 +7,7 @@
 # On a GPU, scripts/gpu_vocoder_burst.sh runs the same recipe for a few minutes.
 #
 # Usage: scripts/train_vocoder_v3.sh [WORK_DIR]      (default /work; the corpus views of
-#        scripts/release.sh must exist, or set AUDIO)
+#        scripts/reproduce_weights.sh must exist, or set AUDIO)
 # Environment (defaults in brackets):
 #   AUDIO [$WORK_DIR/corpus-views/all]   training music (folder or file)
 #   INIT  [genreshift/weights/fast-v2.pt] start from these weights (a direct-phase v2 file gets

@@ -218,11 +218,31 @@ def test_unknown_device_is_a_usage_error(served, tmp_path):
 # -- other commands --------------------------------------------------------------------------
 
 
-def test_version():
-    from genreshift import __version__
+def test_version_names_every_bundled_model(monkeypatch):
+    import json
 
+    from genreshift import __version__
+    from genreshift.registry import bundled_dir
+
+    monkeypatch.delenv("GENRESHIFT_REGISTRY", raising=False)
     r = run("--version")
-    assert r.exit_code == 0 and __version__ in r.output
+    assert r.exit_code == 0 and r.output.startswith(f"genreshift {__version__}\n")
+    rows = json.loads((bundled_dir() / "registry.json").read_text())["files"]
+    assert rows
+    for row in rows:  # every released file says its model version and the release it came with
+        line = next(line for line in r.output.splitlines() if line.split()[:1] == [row["model"]])
+        assert row["version"] in line and row["file"] in line and f"released with {row['package_version']}" in line
+        released = tuple(int(n) for n in row["package_version"].split("."))
+        assert released <= tuple(int(n) for n in __version__.split(".")) and row["file"].endswith(
+            f"-{row['version']}.pt"
+        )
+
+
+def test_version_with_a_broken_registry_still_prints_the_version(monkeypatch, tmp_path):
+    (tmp_path / "registry.json").write_text("{")
+    monkeypatch.setenv("GENRESHIFT_REGISTRY", str(tmp_path / "registry.json"))
+    r = run("--version")
+    assert r.exit_code == 0 and "genreshift " in r.output and "unreadable model registry" in r.output
 
 
 def test_genres_and_models_commands(served, tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import genreshift
 from genreshift import checkpoint
 from genreshift.config import FastVocoderConfig, MelConfig
 from genreshift.vocoder import FastVocoder
@@ -36,6 +37,7 @@ def test_a_fast_vocoder_gets_its_inference_settings_and_its_whole_history(packag
     assert (released.config.refine_iters, released.config.mel_iters, released.extra) == (4, 2, {})
     assert released.config.magnitude_prior and released.config.dim == 8
     assert row["description"] == "fast vocoder, 35 training steps"
+    assert (row["version"], row["package_version"]) == ("v9", genreshift.__version__)  # which release it ships in
     data = (tmp_path / "weights" / "fast-v9.pt").read_bytes()
     assert (row["sha256"], row["size"]) == (hashlib.sha256(data).hexdigest(), len(data))
     floats = [v for v in released.state_dict.values() if v.is_floating_point()]

@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 
@@ -93,7 +93,8 @@ def registry_entries() -> list[Entry]:
     try:
         text = Path(path).read_text() if path else (bundled_dir() / "registry.json").read_text()
         data = json.loads(text)
-        return [Entry(**item) for item in data["files"]]
+        known = {f.name for f in fields(Entry)}  # a newer registry's extra keys are not an error
+        return [Entry(**{k: v for k, v in item.items() if k in known}) for item in data["files"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WeightsError(f"{path or 'bundled registry.json'}: unreadable model registry ({exc})") from None
 

@@ -85,6 +85,7 @@ def test_every_entry_of_the_shipped_registry_is_complete():
     for row in data["files"]:
         entry = registry.Entry(**row)
         assert len(entry.sha256) == 64 and entry.size > 0 and entry.kind in {"translator", "vocoder"}
+        assert entry.version and entry.package_version  # which model, shipped with which release
         if entry.kind == "translator":
             assert entry.genre
 
@@ -92,6 +93,14 @@ def test_every_entry_of_the_shipped_registry_is_complete():
 def test_cache_and_home_follow_the_environment(tmp_path):
     assert registry.cache_dir() == tmp_path / "cache"
     assert registry.user_models_dir() == tmp_path / "home" / "models"
+
+
+def test_a_registry_with_keys_this_version_does_not_know_still_loads(tmp_path, monkeypatch):
+    row = {"model": "rock", "file": "rock-v9.pt", "kind": "translator", "sha256": "0" * 64, "size": 1,
+           "genre": "rock", "licence_url": "https://example.org"}  # fmt: skip
+    (tmp_path / "r.json").write_text(json.dumps({"version": 1, "files": [row]}))
+    monkeypatch.setenv("GENRESHIFT_REGISTRY", str(tmp_path / "r.json"))
+    assert [e.file for e in registry.registry_entries()] == ["rock-v9.pt"]
 
 
 def test_unreadable_registry_is_a_clear_error(tmp_path, monkeypatch):

@@ -83,10 +83,11 @@ def _construct(kind: str, arch: str, config: Any, mel: MelConfig) -> nn.Module:
     return VOCODERS[arch](config, mel) if kind == "vocoder" else Generator(config)
 
 
-def check_weights(kind: str, arch: str, config: Any, mel: MelConfig, state_dict: Any) -> None:
+def check_weights(kind: str, arch: str, config: Any, mel: MelConfig, state_dict: Any, shapes: bool = True) -> None:
     """Raise ValueError unless ``state_dict`` is exactly the weights ``arch`` with ``config``
     has, all finite. The network is first built on the meta device (no memory), so absurd
-    sizes in a hostile file cost nothing."""
+    sizes in a hostile file cost nothing. ``shapes=False`` leaves out that build (for a
+    released file, see ``load``); the other checks still run."""
     if not isinstance(state_dict, dict) or not state_dict:
         raise ValueError("'state_dict' is missing, empty or not a table of tensors")
     bad = [k for k, v in state_dict.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
@@ -101,6 +102,15 @@ def check_weights(kind: str, arch: str, config: Any, mel: MelConfig, state_dict:
         raise ValueError("mel settings must be positive")
     if mel.n_fft > MAX_N_FFT or mel.n_mels > MAX_N_MELS or max(mel.hop_length, mel.win_length) > mel.n_fft:
         raise ValueError(f"mel settings out of range (n_fft {mel.n_fft}, n_mels {mel.n_mels}, hop {mel.hop_length})")
+    if shapes:
+        _check_shapes(kind, arch, config, mel, state_dict)
+    broken = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise ValueError(f"NaN or infinite weights in {broken[0]}")
+
+
+def _check_shapes(kind: str, arch: str, config: Any, mel: MelConfig, state_dict: dict[str, torch.Tensor]) -> None:
+    """The names and shapes of ``state_dict`` are those of the network ``config`` builds."""
     # The fast vocoder's mel bands are buffers computed from data (the meta device cannot)
     # and not saved: its saved weights are the same without them.
     shapes_only = replace(config, refine_iters=0, mel_iters=0, magnitude_prior=False) if arch == "fast" else config
@@ -113,9 +123,6 @@ def check_weights(kind: str, arch: str, config: Any, mel: MelConfig, state_dict:
     wrong = [k for k in expected if got[k] != expected[k]]
     if wrong:
         raise ValueError(f"weights do not fit its settings ({wrong[0]}: {got[wrong[0]]} vs {expected[wrong[0]]})")
-    broken = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if broken:
-        raise ValueError(f"NaN or infinite weights in {broken[0]}")
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -132,8 +139,15 @@ def save(ckpt: Checkpoint, path: str | os.PathLike, half: bool = False) -> None:
     atomic_save(plain, path)
 
 
-def load(path: str | os.PathLike) -> Checkpoint:
-    """Read and validate a checkpoint; never runs code from the file."""
+def load(path: str | os.PathLike, released: bool = False) -> Checkpoint:
+    """Read and validate a checkpoint; never runs code from the file.
+
+    ``released``: the file is byte for byte a released one (its sha256 matched the registry's,
+    ``registry.fetch``), whose weights were checked against its settings when it was packaged
+    (scripts/package_weights.py loads its source checkpoint with this function). That check is then left out:
+    the build on the meta device it needs costs 0.6-1 s at its first use in a process
+    (torch's meta kernels import sympy and torch._dynamo), more than a short conversion. The
+    model's ``load_state_dict`` still refuses weights that do not fit (``Checkpoint.build``)."""
     path = Path(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
@@ -141,10 +155,10 @@ def load(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"{path}: no such file") from None
     except Exception as exc:  # pickle, zip and torch errors all mean "not a usable file"
         raise CheckpointError(f"{path}: not a readable genreshift checkpoint ({short_reason(exc)})") from None
-    return from_plain(data, path)
+    return from_plain(data, path, released)
 
 
-def from_plain(data: Any, path: str | os.PathLike = "<memory>") -> Checkpoint:
+def from_plain(data: Any, path: str | os.PathLike = "<memory>", released: bool = False) -> Checkpoint:
     if melgan.looks_like_neurips(data):
         return _from_melgan_neurips(data, path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -166,7 +180,7 @@ def from_plain(data: Any, path: str | os.PathLike = "<memory>") -> Checkpoint:
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: bad settings in checkpoint ({exc})") from None
     try:
-        check_weights(*key, config, mel, data.get("state_dict"))
+        check_weights(*key, config, mel, data.get("state_dict"), shapes=not released)
         known = {"format", "format_version", "kind", "arch", "config", "mel", "genres", "vocoder", "meta", "state_dict"}
         return Checkpoint(
             kind=data["kind"],

@@ -77,9 +77,12 @@ def process_group(backend: str) -> Iterator[None]:
     The group lives under a prefix of its own round in torchrun's key-value store: that store
     outlives an elastic restart, and torch's own env:// set-up would read the dead round's
     addresses from it (gloo then fails to connect or hangs; seen with torch 2.9)."""
+    if world_size() <= 1:  # before importing torch.distributed: a single process needs none of it
+        yield
+        return
     import torch.distributed as dist
 
-    if world_size() <= 1 or dist.is_initialized():
+    if dist.is_initialized():
         yield
         return
     store = _store()

@@ -106,7 +106,7 @@ def load_translator(source: Source) -> Checkpoint:
         return source.local_checkpoint
     if source.translator_path is not None:
         return load_checkpoint(source.translator_path, "translator")
-    return load_checkpoint(registry.fetch(source.translator_entry), "translator")
+    return load_checkpoint(registry.fetch(source.translator_entry), "translator", released=True)
 
 
 def translator_checkpoint(spec: str) -> Checkpoint:
@@ -122,7 +122,7 @@ def load_vocoder(source: Source, mel: MelConfig, device: torch.device, int8: boo
     if source.vocoder == "griffinlim":
         return GriffinLim(GriffinLimConfig(), mel).to(device)
     if source.vocoder_entry is not None:
-        ckpt = load_checkpoint(registry.fetch(source.vocoder_entry), "vocoder")
+        ckpt = load_checkpoint(registry.fetch(source.vocoder_entry), "vocoder", released=True)
     else:
         ckpt = load_checkpoint(Path(source.vocoder), "vocoder")
     check_mel_match(mel, ckpt.mel, source.vocoder)
@@ -148,10 +148,11 @@ def check_mel_match(translator_mel: MelConfig, vocoder_mel: MelConfig, vocoder: 
         )
 
 
-def load_checkpoint(path: Path, kind: str) -> Checkpoint:
-    """A checkpoint of ``kind`` ("translator" or "vocoder"); ModelError names the file and why."""
+def load_checkpoint(path: Path, kind: str, released: bool = False) -> Checkpoint:
+    """A checkpoint of ``kind`` ("translator" or "vocoder"); ModelError names the file and why.
+    ``released``: ``path`` is what ``registry.fetch`` gave, hash-checked (``checkpoint.load``)."""
     try:
-        ckpt = checkpoint.load(path)
+        ckpt = checkpoint.load(path, released)
     except CheckpointError as exc:
         raise ModelError(str(exc)) from None
     if ckpt.kind != kind:

@@ -6,7 +6,7 @@ corrupt cached file is fetched again). Nothing here runs at import time.
 
 Environment:
     GENRESHIFT_WEIGHTS_URL  base URL of the weights (http://, https:// or file://)
-    GENRESHIFT_CACHE        cache folder (default: pooch.os_cache("genreshift"))
+    GENRESHIFT_CACHE        cache folder (default: pooch.os_cache("genreshift"), the platform's user cache)
     GENRESHIFT_OFFLINE=1    never touch the network
     GENRESHIFT_REGISTRY     use this registry JSON instead of the bundled one
     GENRESHIFT_HOME         user data folder; finetuned models live in its models/ folder
@@ -61,9 +61,11 @@ def cache_dir() -> Path:
     env = os.environ.get("GENRESHIFT_CACHE")
     if env:
         return Path(env).expanduser()
-    import pooch
+    # pooch.os_cache's folder, from platformdirs as pooch finds it: importing pooch (and
+    # requests) takes longer than a whole model load, and only a download needs it.
+    import platformdirs
 
-    return Path(pooch.os_cache("genreshift"))
+    return Path(platformdirs.user_cache_dir("genreshift"))
 
 
 def home_dir() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torchaudio
 from torch import nn
 
 from .config import WINDOW_FRAMES, GriffinLimConfig, MelConfig
@@ -22,8 +23,6 @@ class GriffinLim(nn.Module):
         super().__init__()
         if isinstance(cfg, MelConfig):  # the old GriffinLim(mel_cfg) call
             raise TypeError("GriffinLim(cfg, mel): pass the mel settings as mel=")
-        import torchaudio  # here, not at the top: only --vocoder griffinlim pays for its import
-
         cfg, mel_cfg = cfg or GriffinLimConfig(), mel or MelConfig()
         self.cfg, self.mel_cfg = cfg, mel_cfg
         self.inverse_mel = torchaudio.transforms.InverseMelScale(

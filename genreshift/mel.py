@@ -2,59 +2,28 @@
 
 from __future__ import annotations
 
-import math
-import warnings
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+import torchaudio
 
 from .config import MelConfig
-
-# The Slaney mel scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above.
-_SLANEY_HZ_PER_MEL, _SLANEY_LOG_HZ = 200.0 / 3, 1000.0
-_SLANEY_LOG_MEL, _SLANEY_LOG_STEP = _SLANEY_LOG_HZ / _SLANEY_HZ_PER_MEL, math.log(6.4) / 27.0
 
 
 @lru_cache(maxsize=8)
 @torch.inference_mode(False)  # cached: must stay usable by training code (autograd) too
 def _filterbank(cfg: MelConfig) -> torch.Tensor:
-    """(n_freqs, n_mels) Slaney filters, the same as librosa's default (and MelGAN's).
-
-    torchaudio.functional.melscale_fbanks(norm="slaney", mel_scale="slaney") operation for
-    operation, so bit for bit the same (tests/test_mel.py): importing torchaudio costs more
-    than a short conversion, and nothing else on the way from a file to the models needs it."""
-    n_freqs, n_mels = cfg.n_fft // 2 + 1, cfg.n_mels
-    all_freqs = torch.linspace(0, cfg.sample_rate // 2, n_freqs)
-    m_pts = torch.linspace(_hz_to_slaney(cfg.f_min), _hz_to_slaney(cfg.nyquist_f_max), n_mels + 2)
-    f_pts = _slaney_to_hz(m_pts)
-    # overlapping triangles between neighbouring points, from the slopes in Hz (librosa's way)
-    f_diff = f_pts[1:] - f_pts[:-1]
-    slopes = f_pts.unsqueeze(0) - all_freqs.unsqueeze(1)
-    down_slopes = (-1.0 * slopes[:, :-2]) / f_diff[:-1]
-    up_slopes = slopes[:, 2:] / f_diff[1:]
-    fb = torch.max(torch.zeros(1), torch.min(down_slopes, up_slopes))
-    fb *= (2.0 / (f_pts[2 : n_mels + 2] - f_pts[:n_mels])).unsqueeze(0)  # Slaney: about constant energy per band
-    if (fb.max(dim=0).values == 0.0).any():
-        warnings.warn(
-            "At least one mel filterbank has all zero values. "
-            f"The value for `n_mels` ({n_mels}) may be set too high. "
-            f"Or, the value for `n_freqs` ({n_freqs}) may be set too low."
-        )
-    return fb
-
-
-def _hz_to_slaney(freq: float) -> float:
-    if freq >= _SLANEY_LOG_HZ:
-        return _SLANEY_LOG_MEL + math.log(freq / _SLANEY_LOG_HZ) / _SLANEY_LOG_STEP
-    return (freq - 0.0) / _SLANEY_HZ_PER_MEL
-
-
-def _slaney_to_hz(mels: torch.Tensor) -> torch.Tensor:
-    freqs = 0.0 + _SLANEY_HZ_PER_MEL * mels
-    log_t = mels >= _SLANEY_LOG_MEL
-    freqs[log_t] = _SLANEY_LOG_HZ * torch.exp(_SLANEY_LOG_STEP * (mels[log_t] - _SLANEY_LOG_MEL))
-    return freqs
+    """(n_freqs, n_mels) Slaney filters, the same as librosa's default (and MelGAN's)."""
+    return torchaudio.functional.melscale_fbanks(
+        n_freqs=cfg.n_fft // 2 + 1,
+        f_min=cfg.f_min,
+        f_max=cfg.nyquist_f_max,
+        n_mels=cfg.n_mels,
+        sample_rate=cfg.sample_rate,
+        norm="slaney",
+        mel_scale="slaney",
+    )
 
 
 def filterbank(cfg: MelConfig, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -8,10 +8,6 @@ common with 22050 makes it enormous: 44101 Hz gives 22050 rows of 44127 taps, ab
 and a 3-second file took 17 GB and 2.5 minutes. Such "awkward" ratios are resampled here with
 the same windowed sinc evaluated at each output sample's own position instead, a few dozen
 taps per sample: the same filter, so the same result to float rounding.
-
-The usual ratios use ``_sinc_steps``: torchaudio.functional.resample's kernel and its
-application, operation for operation, so bit for bit its output (tests/test_resampling.py),
-without importing torchaudio (which costs more than a short conversion).
 """
 
 from __future__ import annotations
@@ -19,6 +15,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torchaudio
 
 # torchaudio.functional.resample's defaults, which both ways of resampling here follow.
 _LOWPASS_WIDTH, _ROLLOFF = 6, 0.99
@@ -54,37 +51,7 @@ def resample(audio: torch.Tensor, source_rate: int, target_rate: int) -> torch.T
     if is_awkward(source_rate, target_rate):
         n = resampled_length(audio.shape[-1], source_rate, target_rate)
         return _sinc_at(audio, 0, source_rate, target_rate, 0, n)
-    return _sinc_steps(audio, source_rate, target_rate)
-
-
-def _sinc_steps(x: torch.Tensor, source_rate: int, target_rate: int) -> torch.Tensor:
-    """torchaudio.functional.resample(x, source_rate, target_rate) with its defaults: ``up``
-    kernel rows, one per output phase, slid ``down`` input samples at a time (a strided conv)."""
-    down, up = _reduced(source_rate, target_rate)
-    kernel, width = _step_kernel(down, up, x.dtype, x.device)
-    shape = x.shape
-    x = x.view(-1, shape[-1])
-    count, length = x.shape
-    out = torch.nn.functional.conv1d(torch.nn.functional.pad(x, (width, width + down))[:, None], kernel, stride=down)
-    out = out.transpose(1, 2).reshape(count, -1)
-    # torchaudio's length: the float ratio through a float32 tensor, rounded up
-    out = out[..., : torch.ceil(torch.as_tensor(up * length / down)).long()]
-    return out.view(shape[:-1] + out.shape[-1:])
-
-
-def _step_kernel(down: int, up: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, int]:
-    """(up, 1, down + 2 * width) Hann-windowed sinc rows and ``width``, in ``dtype``."""
-    base = min(down, up) * _ROLLOFF  # the filter's cut-off, in steps
-    width = _step_width(down, up)
-    idx = torch.arange(-width, width + down, dtype=dtype, device=device)[None, None] / down
-    t = torch.arange(0, -up, -1, dtype=dtype, device=device)[:, None, None] / up + idx
-    t *= base
-    t = t.clamp_(-_LOWPASS_WIDTH, _LOWPASS_WIDTH)
-    window = torch.cos(t * math.pi / _LOWPASS_WIDTH / 2) ** 2
-    t *= math.pi
-    kernels = torch.where(t == 0, torch.tensor(1.0).to(t), t.sin() / t)
-    kernels *= window * (base / down)
-    return kernels, width
+    return torchaudio.functional.resample(audio, source_rate, target_rate)
 
 
 def _reach(source_rate: int, target_rate: int) -> float:
@@ -154,7 +121,7 @@ class StreamResampler:
         return self._push_awkward(last) if self.awkward else self._push_steps(last)
 
     def _push_steps(self, last: bool) -> torch.Tensor:
-        """torchaudio's resampling on the kept input, whole steps of ``down`` inputs -> ``up`` outputs."""
+        """torchaudio on the kept input, whole steps of ``down`` inputs -> ``up`` outputs."""
         if last:
             stop = -(-resampled_length(self.fed, self.source_rate, self.target_rate) // self.up)
         else:  # steps whose input reach lies inside what was fed
@@ -162,7 +129,7 @@ class StreamResampler:
         if stop <= self.step or self.buf.shape[-1] == 0:
             return self.buf.new_zeros(*self.buf.shape[:-1], 0)
         first = self.start // self.down
-        out = _sinc_steps(self.buf, self.source_rate, self.target_rate)
+        out = torchaudio.functional.resample(self.buf, self.source_rate, self.target_rate)
         out = out[..., (self.step - first) * self.up : (stop - first) * self.up]
         if last:
             out = out[..., : resampled_length(self.fed, self.source_rate, self.target_rate) - self.step * self.up]

@@ -79,7 +79,9 @@ def oversampled_peak(x: np.ndarray) -> float:
     return peak
 
 
-def float_copies(paths: list[Path], folder: Path, seconds: float | None, loud_db: float | None) -> dict[str, list[Path]]:
+def float_copies(
+    paths: list[Path], folder: Path, seconds: float | None, loud_db: float | None
+) -> dict[str, list[Path]]:
     """Float WAV copies of the inputs (excerpts if ``seconds``) and, with ``loud_db``, their loud masters."""
     sets: dict[str, list[Path]] = {"input": []}
     if loud_db is not None:
@@ -150,6 +152,7 @@ def main() -> None:
                         one.add(y)
                         print(one.row(f"{genre}, {key}: {result.source.name}"))
                 print(tally.row(f"{genre}, {key}"), flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ import torch
 
 from .atomic import replacing
 from .errors import AudioError, short_reason, write_reason
-from .loudness import soft_limit
+from .limiter import limit
 from .resampling import StreamResampler, resample, resampled_length  # noqa: F401 (audio.resample, ...)
 
 # File endings libsndfile may decode; the real check is sf.info() on the file itself.
@@ -269,8 +269,9 @@ def _probe_write(container: str, subtype: str | None, rate: int) -> bool:
 
 
 def write_atomic(path: Path, audio: torch.Tensor, rate: int, container: str, subtype: str | None) -> None:
-    """Write (channels, samples) audio to a temp file beside ``path``, then rename."""
-    data = soft_limit(audio).T.contiguous().cpu().numpy()
+    """Write (channels, samples) audio to a temp file beside ``path``, then rename; peaks are
+    limited to -0.3 dBFS (``limiter.limit``), so nothing is clipped."""
+    data = limit(audio, rate).T.contiguous().numpy()
     try:
         with replacing(path) as tmp:
             sf.write(tmp, data, rate, subtype=subtype, format=container)

@@ -1,17 +1,14 @@
-"""Keep the output as loud as the input, and never clip it hard.
+"""Keep the output as loud as the input.
 
 The translator and vocoder do not preserve level: a genre may come out several dB louder
-or quieter than the input, and a band-limited input can come out near full scale. Two
-steps mend it, both streaming (a track is written segment by segment):
-
-- ``Leveller``: a gain per block of BLOCK_FRAMES mel frames that brings the output's RMS,
-  over the BLOCK_RADIUS blocks around it, to the input's over the same stretch, within
-  MAX_BOOST_DB / MAX_CUT_DB. Between block centres the gain is interpolated linearly, so
-  it never jumps. Blocks lie on a fixed grid of the track, not of the streaming segments,
-  so the output does not depend on ``--segment-seconds``.
-- ``soft_limit``: a pointwise soft knee instead of clamping at full scale: samples below
-  KNEE pass unchanged, louder ones bend smoothly (a tanh) toward CEILING, just below full
-  scale, and never pass it.
+or quieter than the input, and a band-limited input can come out near full scale.
+``Leveller`` mends it, streaming (a track is written segment by segment): a gain per block
+of BLOCK_FRAMES mel frames that brings the output's RMS, over the BLOCK_RADIUS blocks around
+it, to the input's over the same stretch, within MAX_BOOST_DB / MAX_CUT_DB. Between block
+centres the gain is interpolated linearly, so it never jumps. Blocks lie on a fixed grid of
+the track, not of the streaming segments, so the output does not depend on
+``--segment-seconds``. Peaks the levelled output would put past -0.3 dBFS are left to the
+limiter (``limiter.py``), at the output rate.
 """
 
 from __future__ import annotations
@@ -26,21 +23,7 @@ BLOCK_RADIUS = 2  # RMS over 5 blocks (3.7 s) decides a block's gain: slow enoug
 MAX_BOOST_DB = 12.0  # a quiet output is not lifted further: that would lift noise too
 MAX_CUT_DB = 24.0
 FLOOR_POWER = 1e-8  # -80 dBFS: silent stretches of input and output give gain 1
-KNEE = 0.8
-CEILING = 0.9999  # where the knee's curve levels off: below full scale even after float rounding
 NOTE_DB = 3.0  # a track whose output needed more correction than this is pointed out
-
-
-def soft_limit(x: torch.Tensor, knee: float = KNEE) -> torch.Tensor:
-    """Identity below ``knee``; above it ``knee + room * tanh((|x| - knee) / room)`` with the
-    sign of x and ``room = CEILING - knee``: continuous in value and slope, never past CEILING."""
-    mag = x.abs()
-    over = mag > knee
-    if not bool(over.any()):
-        return x
-    room = CEILING - knee
-    bent = knee + room * torch.tanh((mag - knee) / room)
-    return torch.where(over, torch.sign(x) * bent, x)
 
 
 class Leveller:

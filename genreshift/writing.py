@@ -1,6 +1,7 @@
 """Write a track's output as its segments arrive: the cross-fade sums carried over each
-segment border are added, the audio is levelled and resampled to the output rate in blocks,
-and goes to a temp file renamed when complete (``FileSink``) or to memory (``ArraySink``).
+segment border are added, the audio is levelled, resampled to the output rate in blocks and
+peak-limited, and goes to a temp file renamed when complete (``FileSink``) or to memory
+(``ArraySink``).
 Nothing is left behind by a failure: the output either exists complete or not at all.
 """
 
@@ -17,14 +18,16 @@ from .atomic import TempLock, temp_beside
 from .audio import AudioError, AudioInfo
 from .config import MelConfig
 from .errors import write_reason
-from .loudness import Leveller, soft_limit
+from .limiter import Limiter
+from .loudness import Leveller
 from .resampling import StreamResampler
 from .streaming import BLOCK_SECONDS, Segment
 
 
 class TrackWriter:
     """Assembles a track's output as its segments arrive: adds the cross-fade sums carried
-    over a segment border, resamples to the output rate, and hands the samples to ``sink``
+    over a segment border, resamples to the output rate, limits peaks to -0.3 dBFS (also
+    with ``level=False``: clipped audio is never written), and hands the samples to ``sink``
     (a ``FileSink`` or an ``ArraySink``). Any failure or ``abort`` leaves no output."""
 
     def __init__(self, path: Path, info: AudioInfo, rate: int, cfg: MelConfig, length: int, sink: FileSink | ArraySink,
@@ -35,6 +38,8 @@ class TrackWriter:
         self.length = length  # model-rate samples to emit in all
         self.frames = max(1, round(info.frames * rate / info.sample_rate))  # output samples, exactly
         self._resampler = StreamResampler(cfg.sample_rate, rate)
+        self._limiter = Limiter(rate)  # at the output rate, so the written samples are what it bounds
+        self._taken = 0  # output-rate samples given to the limiter
         self._carry: tuple[torch.Tensor, torch.Tensor] | None = None
         self._emitted = 0
         self._written = 0
@@ -69,13 +74,15 @@ class TrackWriter:
             raise
         return segment.last
 
-    def _write(self, wave: torch.Tensor) -> None:
-        wave = wave[..., : self.frames - self._written]
-        if wave.shape[-1] == 0:
+    def _write(self, wave: torch.Tensor, last: bool = False) -> None:
+        wave = wave[..., : self.frames - self._taken]
+        self._taken += wave.shape[-1]
+        data = self._limiter.push(wave.numpy(), last=last)  # holds back its look-ahead until ``last``
+        if data.shape[-1] == 0:
             return
-        if wave.shape[0] != self.info.channels:
-            wave = wave.expand(self.info.channels, -1)
-        data = soft_limit(wave).T.contiguous().numpy()
+        if data.shape[0] != self.info.channels:
+            data = np.broadcast_to(data, (self.info.channels, data.shape[-1]))
+        data = np.ascontiguousarray(data.T)
         try:
             self.sink.write(data)
         except Exception as exc:
@@ -83,8 +90,9 @@ class TrackWriter:
         self._written += data.shape[0]
 
     def _finish(self) -> None:
-        if self._written < self.frames:  # the model-rate audio came out a sample or two short
-            self._write(torch.zeros(1, self.frames - self._written))
+        # The model-rate audio may come out a sample or two short: silence makes up the count.
+        channels = 1 if self._limiter.pending is None else self._limiter.pending.shape[0]
+        self._write(torch.zeros(channels, self.frames - self._taken), last=True)
         try:
             self.sink.commit()
         except Exception as exc:

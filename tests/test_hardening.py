@@ -354,18 +354,7 @@ def test_write_reasons_in_plain_words(tmp_path):
     assert write_reason(RuntimeError("System error."), tmp_path) == "System error."  # the folder is fine
 
 
-# -- 11: loudness kept, no hard clipping --------------------------------------------------------
-
-
-def test_soft_limit_is_identity_below_the_knee_and_never_reaches_full_scale():
-    from genreshift.loudness import CEILING, KNEE, soft_limit
-
-    x = torch.linspace(-50, 50, 100001)
-    y = soft_limit(x)
-    quiet = x.abs() <= KNEE
-    assert torch.equal(y[quiet], x[quiet])
-    assert y.abs().max() <= CEILING < 1.0 and bool((y[1:] >= y[:-1]).all())  # inside full scale, monotonic
-    assert float(soft_limit(torch.tensor([1.0]))) < 0.99
+# -- 11: loudness kept, no hard clipping (the limiter: test_limiter.py) ---------------------------
 
 
 def _stream(leveller, out: torch.Tensor, energy: np.ndarray, pieces: int) -> torch.Tensor:

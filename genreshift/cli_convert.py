@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import BatchSize, Device, Quiet, fail, finite, vocoder_help
+from .cli_options import BatchSize, Device, Quiet, fail, finite, seconds_above_zero, seconds_from_zero, vocoder_help
 
 
 class OutputFormat(str, Enum):
@@ -65,12 +65,29 @@ def convert(
         Optional[str],
         typer.Option(help="Convert only share K of N (K from 0), for job arrays.", envvar="GENRESHIFT_SHARD"),
     ] = None,
+    preview: Annotated[
+        Optional[float],
+        typer.Option(
+            metavar="SECONDS",
+            callback=seconds_above_zero,
+            help="Convert only this many seconds of each track (its loudest stretch), into NAME.preview.EXT.",
+        ),
+    ] = None,
+    preview_start: Annotated[
+        Optional[float],
+        typer.Option(metavar="SECONDS", callback=seconds_from_zero, help="Take the --preview excerpt from here."),
+    ] = None,
     quiet: Quiet = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also show the gain levelling applied to each track.")
+    ] = False,
 ) -> None:
     """Convert audio files to a genre. Exit code 1 if any file failed, 2 for bad options,
     130 on Ctrl-C and 143 on SIGTERM. Runs under torchrun."""
     if overlap >= chunk_frames:
         raise typer.BadParameter("must be smaller than --chunk-frames", param_hint="--overlap")
+    if preview_start is not None and preview is None:
+        raise typer.BadParameter("needs --preview SECONDS", param_hint="--preview-start")
     if fmt is not None and sample_rate is not None:
         from .audio import FORMATS, rate_problem
 
@@ -87,16 +104,17 @@ def convert(
     # Under torchrun the ranks form a group first: whether this is an elastic restart decides
     # what to skip. Only a few small Python objects travel between ranks: gloo will do.
     with distrib.process_group("gloo"):
-        raise typer.Exit(_convert(paths, dry_run, quiet, report, ConvertOptions(
+        raise typer.Exit(_convert(paths, dry_run, quiet, verbose, report, ConvertOptions(
             genre=to, model=model, vocoder=vocoder, output=output, device=device, batch_size=batch_size,
             chunk_frames=chunk_frames, overlap=overlap, stereo=stereo, sample_rate=sample_rate,
             format=fmt.value if fmt else None, segment_seconds=segment_seconds, level=level, int8=int8, shards=shares,
+            preview=preview, preview_start=preview_start,
             # a job restarted by torchrun keeps what its first attempt finished
             skip_existing=skip_existing or distrib.restarted(),
         )))  # fmt: skip
 
 
-def _convert(paths: list[Path], dry_run: bool, quiet: bool, report: Path | None, options) -> int:
+def _convert(paths: list[Path], dry_run: bool, quiet: bool, verbose: bool, report: Path | None, options) -> int:
     from . import Converter, distrib, interrupts
     from .display import ConvertProgress, note
     from .errors import GenreshiftError
@@ -115,7 +133,7 @@ def _convert(paths: list[Path], dry_run: bool, quiet: bool, report: Path | None,
         note(converter.source.note)
     try:
         with interrupts.term_as_interrupt():
-            return _run_convert(converter, progress, bar, paths, dry_run, quiet, report)
+            return _run_convert(converter, progress, bar, paths, dry_run, quiet, verbose, report)
     except GenreshiftError as exc:
         raise fail(str(exc), exc.exit_code) from None
     except KeyboardInterrupt:
@@ -137,7 +155,8 @@ def _interrupted() -> typer.Exit:
     return typer.Exit(128 + sig)
 
 
-def _run_convert(converter, progress, bar, paths: list[Path], dry_run: bool, quiet: bool, report: Path | None) -> int:
+def _run_convert(converter, progress, bar, paths: list[Path], dry_run: bool, quiet: bool, verbose: bool,
+                 report: Path | None) -> int:  # fmt: skip
     """Plan, convert, report. Under torchrun every rank converts its share and rank 0 speaks
     for all: one progress bar, one table, the exit code (the other ranks exit 0).
 
@@ -154,7 +173,7 @@ def _run_convert(converter, progress, bar, paths: list[Path], dry_run: bool, qui
     if report is not None:  # every rank checks, against every share's files: all stop alike
         _check_report_path(report, *converter.batch_files)
     if dry_run:
-        shares = distrib.gather(([f"{p.track.path} -> {p.output}" for p in todo], results))
+        shares = distrib.gather(([p.describe() for p in todo], results))
         if not main:
             return 0
         _print_others_failures([done for _, done in shares[1:]])
@@ -187,7 +206,7 @@ def _run_convert(converter, progress, bar, paths: list[Path], dry_run: bool, qui
         _print_others_failures(shares[1:])
         results = sorted((r for share in shares for r in share), key=lambda r: str(r.source))
     if not quiet and results:
-        stdout.print(summary_table(results))
+        stdout.print(summary_table(results, gain=verbose))
     failed = [r for r in results if r.status == "failed"]
     if failed and not quiet:
         stdout.print(f"{len(failed)} of {len(results)} file(s) failed:", markup=False)

@@ -4,6 +4,7 @@ commands import it and ``cli.py`` imports them, with no circle."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
@@ -17,6 +18,18 @@ def finite(value: float | None) -> float | None:
     """Click's ranges let "nan" through (every comparison with NaN is false)."""
     if value is not None and value != value:
         raise typer.BadParameter("must be a number, not nan")
+    return value
+
+
+def seconds_above_zero(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter("must be a finite number of seconds above 0")
+    return value
+
+
+def seconds_from_zero(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter("must be a finite number of seconds, 0 or more")
     return value
 
 

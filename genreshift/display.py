@@ -94,30 +94,39 @@ class ConvertProgress:
         error(result.message)
 
 
-def summary_table(results: list[TrackResult]) -> Table:
+def summary_table(results: list[TrackResult], gain: bool = False) -> Table:
+    """One row per file; a preview's excerpt when there is one, and with ``gain`` (-v) the
+    gain levelling applied."""
     table = Table(title="genreshift convert", show_lines=False)
-    columns = [
-        ("file", "left"),
-        ("duration", "right"),
-        ("seconds", "right"),
-        ("level fix", "right"),
-        ("status", "left"),
-    ]
-    for name, justify in columns:
-        table.add_column(name, justify=justify)
+    excerpts = any(r.excerpt is not None for r in results)
+    names = ["file", "duration", "seconds"]
+    if excerpts:
+        names.append("excerpt")
+    if gain:
+        names.append("gain")
+    for name in names:
+        table.add_column(name, justify="left" if name == "file" else "right")
+    table.add_column("status", justify="left")
     style = {"converted": "green", "skipped": "yellow", "failed": "red"}
     for r in results:
         status = r.status + (f" ({r.message})" if r.message and r.status != "failed" else "")
-        table.add_row(str(r.source), f"{r.duration:.1f} s", f"{r.seconds:.2f}", level_fix(r),
-                      Text(status, style=style.get(r.status, "")))  # fmt: skip
+        cells = [str(r.source), f"{r.duration:.1f} s", f"{r.seconds:.2f}"]
+        if excerpts:
+            cells.append(excerpt_cell(r))
+        if gain:
+            cells.append(gain_cell(r))
+        table.add_row(*cells, Text(status, style=style.get(r.status, "")))
     return table
 
 
-def level_fix(r: TrackResult) -> Text:
-    """The loudness correction a track needed, shown only when it was more than a few dB."""
-    from .loudness import NOTE_DB
+def excerpt_cell(r: TrackResult) -> str:
+    """The stretch of the track a preview converted, in seconds of the track."""
+    return "" if r.excerpt is None else f"{r.excerpt[0]:.1f}–{r.excerpt[1]:.1f} s"
 
-    if r.correction_db is None or (abs(r.correction_db) <= NOTE_DB and not r.gain_limited):
+
+def gain_cell(r: TrackResult) -> Text:
+    """The overall gain levelling applied, and whether the gain limit held it back somewhere."""
+    if r.gain_db is None:
         return Text("")
     limit = " (limit)" if r.gain_limited else ""
-    return Text(f"{r.correction_db:+.1f} dB{limit}", style="yellow")
+    return Text(f"{r.gain_db:+.1f} dB{limit}")

@@ -109,3 +109,11 @@ class Leveller:
         """How much louder (+) or quieter (-) the output had to be made, over the whole track."""
         floor = FLOOR_POWER * max(1, self.frames) * self.hop
         return 10 * math.log10((sum(self.e_in) + floor) / (sum(self.e_out) + floor))
+
+    @property
+    def gain_db(self) -> float:
+        """The gain applied over the whole track, within the limits: the output's energy
+        after levelling over its energy before (each block's gain weighted by its energy)."""
+        e_out = np.asarray(self.e_out[: len(self.gains)])
+        floor = FLOOR_POWER * max(1, self.frames) * self.hop
+        return 10 * math.log10((float(np.square(self.gains) @ e_out) + floor) / (float(e_out.sum()) + floor))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,19 @@ class ConvertOptions:
     # Convert only a share of the files: ((K, N), ...) is share K of N, then a share of that
     # (see shards.py). Every process given the same paths computes the same split.
     shards: tuple[tuple[int, int], ...] = ()
+    # Convert only this many seconds of each track (preview.py), into NAME.preview.EXT: from
+    # ``preview_start`` seconds in, or else from the track's loudest stretch.
+    preview: float | None = None
+    preview_start: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.preview is not None and not (math.isfinite(self.preview) and self.preview > 0):
+            raise ValueError(f"preview must be a finite number of seconds above 0, got {self.preview!r}")
+        if self.preview_start is not None:
+            if self.preview is None:
+                raise ValueError("preview_start needs preview (the excerpt's length in seconds)")
+            if not (math.isfinite(self.preview_start) and self.preview_start >= 0):
+                raise ValueError(f"preview_start must be a finite number of seconds >= 0, got {self.preview_start!r}")
 
 
 @dataclass
@@ -47,3 +61,5 @@ class TrackResult:
     message: str = ""
     correction_db: float | None = None  # gain the output needed to match the input's loudness
     gain_limited: bool = False  # ... and it needed more than the gain limit allowed somewhere
+    gain_db: float | None = None  # the overall gain levelling applied (within the limits)
+    excerpt: tuple[float, float] | None = None  # a preview's (first, last) second of the source

@@ -325,11 +325,13 @@ class Converter:
         if done:
             result = work.planned.result
             result.status = "converted"
-            result.message = "input is silent" if work.reader.peak == 0 else ""
+            if work.reader.peak == 0:  # after any note planning left (a preview's excerpt)
+                result.message = "; ".join(filter(None, [result.message, "input is silent"]))
             result.seconds = time.perf_counter() - work.started
             if work.writer.leveller is not None:
                 result.correction_db = work.writer.leveller.correction_db
                 result.gain_limited = work.writer.leveller.limited
+                result.gain_db = work.writer.leveller.gain_db
             work.finished = True
             work.release()
             self._settle(work)

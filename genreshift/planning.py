@@ -4,11 +4,11 @@ or another track's output, before any model runs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from . import audio
+from . import audio, preview
 from .audio import AudioError, AudioInfo, Track
 from .options import ConvertOptions, TrackResult
 from .shards import take_share
@@ -26,6 +26,12 @@ class PlannedTrack:
     result: TrackResult
     open_audio: Callable[[], Any] | None = None  # a clip in memory (default: open the file)
     sink: ArraySink | None = None  # where a clip in memory goes (default: the output file)
+    excerpt: preview.Excerpt | None = None  # a preview's stretch of the input (``info`` then has its length)
+
+    def describe(self) -> str:
+        """``input -> output``, and a preview's excerpt (the --dry-run line)."""
+        line = f"{self.track.path} -> {self.output}"
+        return line + (f" ({self.excerpt.describe()})" if self.excerpt else "")
 
 
 @dataclass
@@ -63,8 +69,14 @@ def plan_tracks(paths: list[Path], options: ConvertOptions, output_root: Path) -
         elif options.skip_existing and planned.output.exists():
             planned.result.status, planned.result.message = "skipped", "output exists"
             plan.done.append(planned.result)
-        else:
+        elif options.preview is None:
             plan.todo.append(planned)
+        else:  # the loudest stretch is looked for in this share's files only
+            try:
+                plan.todo.append(_cut_excerpt(planned, options))
+            except AudioError as exc:
+                planned.result.status, planned.result.message = "failed", str(exc)
+                plan.done.append(planned.result)
     return plan
 
 
@@ -77,11 +89,26 @@ def _plan_one(track: Track, options: ConvertOptions, output_root: Path, inputs: 
     except AudioError as exc:
         raise AudioError(f"{track.path}: {exc}") from None
     output = output_root / track.relative.with_suffix(suffix)
+    duration = info.duration
+    if options.preview is not None:
+        output = preview.preview_path(output)
+        duration = preview.excerpt_frames(info, options.preview) / info.sample_rate
     key = output.resolve()
     if key in inputs:
         raise AudioError(f"{track.path}: output {output} would overwrite an input; choose another -o/--output")
     if key in claimed:
         raise AudioError(f"{track.path}: output {output} is already the output of {claimed[key]}")
     claimed[key] = track.path
-    result = TrackResult(track.path, output, info.duration)
+    result = TrackResult(track.path, output, duration)
     return PlannedTrack(track, info, output, container, subtype, rate, result)
+
+
+def _cut_excerpt(planned: PlannedTrack, options: ConvertOptions) -> PlannedTrack:
+    """Make a planned track the preview of its excerpt: the conversion reads only that stretch
+    and sees a track of its length. Raises AudioError when the file cannot be scanned."""
+    path, info = planned.track.path, planned.info
+    excerpt = preview.choose_excerpt(path, info, options.preview, options.preview_start)
+    planned.excerpt, planned.info = excerpt, replace(info, frames=excerpt.frames)
+    planned.open_audio = lambda: preview.ExcerptAudio(path, excerpt.start)
+    planned.result.excerpt, planned.result.message = excerpt.seconds, excerpt.note
+    return planned

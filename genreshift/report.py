@@ -60,8 +60,14 @@ def settings_of(converter: Converter) -> dict[str, str]:
         "segment": f"{o.segment_seconds:g} s",
         "output rate": f"{o.sample_rate} Hz" if o.sample_rate else "the input's",
         "output format": o.format or "the input's",
+        **({"preview": _preview_setting(o.preview, o.preview_start)} if o.preview is not None else {}),
         "written": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+
+
+def _preview_setting(seconds: float, start: float | None) -> str:
+    where = "its loudest stretch" if start is None else f"{start:g} s"
+    return f"{seconds:g} s of each track, from {where}"
 
 
 def report_path_problem(path: Path, inputs: list[Path], outputs: list[Path]) -> str | None:
@@ -98,6 +104,15 @@ def excerpt_window(duration: float) -> tuple[float, float]:
     """(start, length) in seconds: from 30% into the track, where the music usually is."""
     length = min(EXCERPT_SECONDS, duration)
     return max(0.0, min(duration * 0.3, duration - length)), length
+
+
+def _played(result) -> tuple[float, float, float]:
+    """(where in the input, where in the output, length) of the players' excerpt, in seconds.
+    A preview's output is its excerpt of the input, chosen already: the players start with it."""
+    if result.excerpt is None:
+        start, length = excerpt_window(result.duration)
+        return start, start, length
+    return result.excerpt[0], 0.0, min(EXCERPT_SECONDS, result.duration)
 
 
 def _read(path: Path, start: float, length: float) -> tuple[np.ndarray, int]:
@@ -159,12 +174,15 @@ def _link(path: Path, base: Path) -> str:
 
 
 def _file_section(result, images: bool, cfg: MelConfig, base: Path) -> str:
-    start, length = excerpt_window(result.duration)
+    at_input, at_output, length = _played(result)
+    what = f"{result.duration:.1f} s"
+    if result.excerpt is not None:
+        what = f"preview of {result.excerpt[0]:.1f}&ndash;{result.excerpt[1]:.1f} s"
     parts = [f"<h2>{html.escape(str(result.source))}</h2>",
-             f"<p>{result.duration:.1f} s: {_link(Path(result.source), base)} &rarr; {_link(Path(result.output), base)};"
-             f" excerpt {start:.1f}&ndash;{start + length:.1f} s</p>",
+             f"<p>{what}: {_link(Path(result.source), base)} &rarr; {_link(Path(result.output), base)};"
+             f" excerpt {at_input:.1f}&ndash;{at_input + length:.1f} s</p>",
              '<div class="pair">']  # fmt: skip
-    for label, path in [("input", result.source), ("output", result.output)]:
+    for label, path, start in [("input", result.source, at_input), ("output", result.output, at_output)]:
         data, rate = _read(Path(path), start, length)
         parts.append(
             f'<figure><figcaption>{label}</figcaption><audio controls preload="none" src="{_audio_uri(data, rate)}"></audio>'

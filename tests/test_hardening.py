@@ -4,6 +4,7 @@ code, the rest of the batch converts, and nothing hangs, crashes or is overwritt
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -386,14 +387,19 @@ def test_leveller_matches_the_input_level_and_ignores_the_segmenting():
     assert too_quiet.limited
 
 
-def test_convert_keeps_the_level_and_reports_big_corrections(served, tmp_path):
+def test_convert_keeps_the_level_and_shows_the_gain_with_verbose(served, tmp_path):
     song = write_tone(tmp_path / "s.wav", 6.0)
     x = sf.read(str(song))[0]
-    r = run("convert", song, "--to", "rock", "-o", tmp_path / "o")
+    r = run("convert", song, "--to", "rock", "-o", tmp_path / "o", "-v")
     assert r.exit_code == 0, r.output
     y = sf.read(str(tmp_path / "o" / "s.wav"))[0]
     raw = Converter(ConvertOptions(genre="rock", output=tmp_path / "raw", level=False)).convert([song])
     z = sf.read(str(raw[0].output))[0]
     change, raw_change = (10 * np.log10((v**2).mean() / (x**2).mean()) for v in (y, z))
     assert abs(change) < abs(raw_change) and (abs(change) <= 3 or "(limit)" in r.output)
-    assert "level fix" in r.output and f"{-raw_change:+.1f} dB" in r.output  # tiny models are far off: flagged
+    # the gain column shows what levelling applied: the output's level over the models' own
+    shown = re.search(r"│\s*([+-]\d+\.\d) dB( \(limit\))?\s*│", r.output)
+    assert shown and abs(float(shown[1]) - (change - raw_change)) < 0.3, r.output
+    assert "gain" in r.output and "level fix" not in r.output
+    plain = run("convert", song, "--to", "rock", "-o", tmp_path / "o")  # by default: no gain column
+    assert plain.exit_code == 0 and "gain" not in plain.output and " dB" not in plain.output

@@ -119,14 +119,14 @@ def _torchrun(*args, threads: int, cwd: Path, restarts: int = 0) -> subprocess.C
 
 
 def _single(lib: Path, out: Path, threads: int) -> str:
-    cmd = [sys.executable, "-m", "genreshift", "convert", str(lib), "--to", "rock", "-o", str(out)]
+    cmd = [sys.executable, "-m", "genreshift", "convert", str(lib), "--to", "rock", "-o", str(out), "-v"]
     proc = subprocess.run(cmd, env=_env(threads), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
-def _level_fixes(stdout: str) -> dict[str, str]:
-    """File name -> its 'level fix' cell (the fourth column) in the summary table."""
+def _gains(stdout: str) -> dict[str, str]:
+    """File name -> its 'gain' cell (the fourth column, with -v) in the summary table."""
     return {m[0]: m[1].strip() for m in re.findall(r"(t\d)\.wav\s*│[^│]*│[^│]*│([^│]*)│", stdout)}
 
 
@@ -142,13 +142,13 @@ def test_torchrun_two_ranks_match_one_process(served, tmp_path):
     leftover = atomic.temp_beside(tmp_path / "out" / "sub" / "t9.wav")  # a killed run's, an hour old
     os.utime(leftover, (time.time() - 3600, time.time() - 3600))
     proc = _torchrun("-m", "genreshift", "convert", tmp_path / "lib", "--to", "rock", "-o", tmp_path / "out",
-                     threads=threads, cwd=tmp_path)  # fmt: skip
+                     "-v", threads=threads, cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("genreshift convert") == 1  # one table, from rank 0
     assert sorted(_rows(proc.stdout)) == [f"t{i}" for i in range(7)]  # each file once
     assert proc.stdout.count("converted") == 7
     # levelled as in one process, and rank 0's table shows every rank's corrections
-    assert _level_fixes(proc.stdout) == _level_fixes(single) and any(_level_fixes(single).values())
+    assert _gains(proc.stdout) == _gains(single) and all(" dB" in g for g in _gains(single).values())
     assert proc.stdout.count("removed 1 temp file(s) left by an interrupted run") == 1 and not leftover.exists()
     for f in files:
         assert (tmp_path / "out" / f.name).read_bytes() == (tmp_path / "ref" / f.name).read_bytes(), f.name

@@ -19,7 +19,10 @@ Reads the corpus manifest written by scripts/build_corpus.py (train/val split), 
      the target genre before and after `convert --to GENRE`.
    The same figures for the clips sent through mel and the vocoder alone (no translator)
    show what the vocoder changes by itself; "kept" is the converted content figure as a
-   share of that vocoder-only one.
+   share of that vocoder-only one. The clips through the translator's colour map alone (a
+   fixed equaliser, no network) are the trivial baseline printed beside both: the
+   classifier reads spectral balance, so an equaliser alone can score as well as the
+   translator on it (issue 20).
 
 `--content-only` skips the vocoder table and the classifier; `--translator GENRE=PATH`
 judges a translator checkpoint instead of the released one for GENRE.
@@ -126,6 +129,18 @@ def resynthesize(genre: str, model: str | None, clips: Clips, vocoder: str) -> C
         return {k: net(log_mel(a, MEL)[None])[0] for k, a in clips.items()}
 
 
+def equalise(genre: str, model: str | None, clips: Clips, vocoder: str) -> Clips | None:
+    """The clips through the translator's colour map alone (a fixed per-bin gain and
+    contrast: an equaliser), no network, then the same vocoder: the trivial baseline a style
+    judge must not be fooled by. None for a translator without a colour map."""
+    conv = Converter(ConvertOptions(genre=genre, model=model, vocoder=vocoder, device="cpu"))
+    colour = getattr(conv.translator, "colour", None)
+    if colour is None:
+        return None
+    with torch.inference_mode():
+        return {k: conv.vocoder(colour(log_mel(a, MEL)[None]))[0] for k, a in clips.items()}
+
+
 def translation_table(corpus, rows, translators, clf, seconds, vocoder, judge) -> dict[str, dict]:
     """Per genre (translators: genre -> checkpoint path or None for the released one), the
     held-out tracks of the other genres: as they are, vocoder only, and converted. Without a
@@ -141,15 +156,20 @@ def translation_table(corpus, rows, translators, clf, seconds, vocoder, judge) -
             raise SystemExit(f"--to {genre}: the corpus has no held-out track of another genre")
         resynth = resynthesize(genre, model, others, vocoder)
         converted = convert_excerpts(genre, model, others, vocoder)
+        equalised = equalise(genre, model, others, vocoder)
         row = {"tracks": len(others), "model": model or "released"}
         row["vocoder_only"], row["converted"] = judge.scores(others, resynth), judge.scores(others, converted)
         row["kept"] = _share(row["converted"]["pc_corr"], row["vocoder_only"]["pc_corr"])
+        if equalised is not None:
+            row["equaliser"] = judge.scores(others, equalised)
         if clf is not None:
             target = clf.genres.index(genre)
             row["windows"] = sum(len(window_features(a)) for a in others.values())
             row["before"] = says_target(clf, target, list(others.values()))
             row["vocoder_only"]["says_target"] = says_target(clf, target, list(resynth.values()))
             row["converted"]["says_target"] = says_target(clf, target, list(converted.values()))
+            if equalised is not None:
+                row["equaliser"]["says_target"] = says_target(clf, target, list(equalised.values()))
         out[genre] = row
     return out
 
@@ -164,13 +184,25 @@ def print_translation(trans: dict[str, dict], vocoder: str) -> None:
         cells = [_fmt(v["pc_corr"]), _fmt(c["pc_corr"]), _fmt(r["kept"], percent=True), _fmt(v["note_f1"]),
                  _fmt(c["note_f1"]), _fmt(v["envelope_corr"]), _fmt(c["envelope_corr"])]  # fmt: skip
         print(f"| {g} | {r['tracks']} | " + " | ".join(cells) + " |")
+    equalised = {g: r for g, r in trans.items() if "equaliser" in r}
+    if equalised:
+        print("\nThe translator's colour map alone (an equaliser; no network), then the same vocoder:\n")
+        print("| --to | pitch-class corr.: equaliser alone | kept (/ vocoder only) | note F1 | envelope corr. |")
+        print("|---|---|---|---|---|")
+        for g, r in equalised.items():
+            e = r["equaliser"]
+            kept = _share(e["pc_corr"], r["vocoder_only"]["pc_corr"])
+            print(
+                f"| {g} | {_fmt(e['pc_corr'])} | {_fmt(kept, True)} | {_fmt(e['note_f1'])} | {_fmt(e['envelope_corr'])} |"
+            )
     styled = {g: r for g, r in trans.items() if "before" in r}
     if styled:
-        print("\n| --to | tracks | 3 s windows | classifier says the target: input | vocoder only | converted "
-              "| converted / input |\n|---|---|---|---|---|---|---|")  # fmt: skip
+        print("\n| --to | tracks | 3 s windows | classifier says the target: input | vocoder only | equaliser alone "
+              "| converted | converted / input |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
         for g, r in styled.items():
             v, c = r["vocoder_only"], r["converted"]
-            cells = [_fmt(r["before"], True), _fmt(v["says_target"], True), _fmt(c["says_target"], True)]
+            eq = _fmt(r["equaliser"]["says_target"], True) if "equaliser" in r else "n/a"
+            cells = [_fmt(r["before"], True), _fmt(v["says_target"], True), eq, _fmt(c["says_target"], True)]
             print(f"| {g} | {r['tracks']} | {r['windows']} | " + " | ".join(cells)
                   + f" | {_ratio(c['says_target'], r['before'])} |")  # fmt: skip
     print()

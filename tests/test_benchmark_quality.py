@@ -83,3 +83,50 @@ def test_the_distance_split_adds_up_and_independent_noise_costs_ln_2(quality):
     assert parts["logmag"] == pytest.approx(math.log(2), abs=0.03)  # white noise against another
     same = quality.stft_distance_parts(ref, ref.clone())
     assert same["sc"] == 0 and same["logmag"] == 0
+
+
+@pytest.fixture(scope="module")
+def quality_script():
+    sys.path.insert(0, str(SCRIPT.parent))  # quality.py imports its neighbours
+    try:
+        spec = importlib.util.spec_from_file_location("benchmark_quality", SCRIPT.parent / "quality.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+
+
+def test_the_equaliser_baseline_is_the_colour_map_alone_then_the_vocoder(quality_script, tmp_path):
+    import dataclasses
+
+    from genreshift import checkpoint
+    from genreshift.mel import log_mel
+    from genreshift.translator import Generator
+    from helpers import tiny_translator, tiny_vocoder
+
+    vocoder = tmp_path / "voc.pt"
+    checkpoint.save(tiny_vocoder("fast"), vocoder)
+    plain = tiny_translator("rock", vocoder=None)
+    cfg = dataclasses.replace(plain.config, colour=True)
+    g = Generator(cfg)
+    g.load_state_dict(plain.state_dict, strict=False)
+    scale, offset = torch.linspace(0.8, 1.2, cfg.n_mels), torch.linspace(-1.0, 1.0, cfg.n_mels)
+    g.colour.fit(scale, offset)
+    coloured = tmp_path / "coloured.pt"
+    checkpoint.save(dataclasses.replace(plain, config=cfg, state_dict=g.state_dict()), coloured)
+    clips = {"a": _clip(1.0), "b": _clip(0.5, noise=0.05)}
+    out = quality_script.equalise("rock", str(coloured), clips, str(vocoder))
+    net = quality_script.Converter(
+        quality_script.ConvertOptions(genre="rock", model=str(coloured), vocoder=str(vocoder), device="cpu")
+    ).vocoder
+    for name, audio in clips.items():
+        mel = log_mel(audio, quality_script.MEL)[None]
+        with torch.inference_mode():
+            expected = net(g.colour(mel))[0]
+            untouched = net(mel)[0]
+        assert torch.allclose(out[name], expected, atol=1e-6)
+        assert not torch.allclose(out[name], untouched, atol=1e-3)  # the map really acted
+    no_map = tmp_path / "plain.pt"
+    checkpoint.save(plain, no_map)
+    assert quality_script.equalise("rock", str(no_map), clips, str(vocoder)) is None

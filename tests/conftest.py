@@ -9,6 +9,7 @@ from helpers import LocalServer, build_weights
 
 torch.set_num_threads(2)
 
+
 def pytest_addoption(parser):
     parser.addoption(
         "--update-reference",

@@ -9,6 +9,15 @@ from helpers import LocalServer, build_weights
 
 torch.set_num_threads(2)
 
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--update-reference",
+        action="store_true",
+        help="rewrite tests/data/reference_outputs.npz.xz from this checkout's output (test_reference_output.py)",
+    )
+
+
 ENV = ["GENRESHIFT_WEIGHTS_URL", "GENRESHIFT_OFFLINE", "GENRESHIFT_REGISTRY", "GENRESHIFT_DEVICE"]
 
 

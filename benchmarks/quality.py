@@ -24,6 +24,9 @@ Reads the corpus manifest written by scripts/build_corpus.py (train/val split), 
    classifier reads spectral balance, so an equaliser alone can score as well as the
    translator on it (issue 20).
 
+3. With `--strengths 0,0.5,1,1.5`: the same content and classifier figures for `convert
+   --strength S` at each S, the curve users choose from.
+
 `--content-only` skips the vocoder table and the classifier; `--translator GENRE=PATH`
 judges a translator checkpoint instead of the released one for GENRE.
 """
@@ -115,9 +118,9 @@ class ContentJudge:
 # -- translation table -------------------------------------------------------------------------
 
 
-def convert_excerpts(genre: str, model: str | None, clips: Clips, vocoder: str) -> Clips:
+def convert_excerpts(genre: str, model: str | None, clips: Clips, vocoder: str, strength: float = 1.0) -> Clips:
     """Run the real Converter on the clips, in memory; returns the outputs."""
-    conv = Converter(ConvertOptions(genre=genre, model=model, vocoder=vocoder, device="cpu"))
+    conv = Converter(ConvertOptions(genre=genre, model=model, vocoder=vocoder, device="cpu", strength=strength))
     return {name: conv.convert_audio(audio, MEL.sample_rate) for name, audio in clips.items()}
 
 
@@ -141,19 +144,28 @@ def equalise(genre: str, model: str | None, clips: Clips, vocoder: str) -> Clips
         return {k: conv.vocoder(colour(log_mel(a, MEL)[None]))[0] for k, a in clips.items()}
 
 
-def translation_table(corpus, rows, translators, clf, seconds, vocoder, judge) -> dict[str, dict]:
+def held_out_clips(corpus: Path, rows: list[dict], seconds: float) -> dict[str, tuple[str, torch.Tensor]]:
+    """Every held-out track's excerpt, decoded once: name -> (genre, audio). Named by their
+    corpus path, as two packages may hold tracks of the same name."""
+    return {r["path"].rsplit(".", 1)[0].replace("/", "__"): (r["genre"], excerpt(corpus / r["path"], seconds))
+            for r in rows if r["split"] == "val"}  # fmt: skip
+
+
+def other_genres(clips: dict[str, tuple[str, torch.Tensor]], genre: str) -> Clips:
+    """The held-out clips a translator to ``genre`` is judged on: those of the other genres."""
+    others = {k: a for k, (g, a) in clips.items() if g != genre}
+    if not others:
+        raise SystemExit(f"--to {genre}: the corpus has no held-out track of another genre")
+    return others
+
+
+def translation_table(clips, translators, clf, vocoder, judge) -> dict[str, dict]:
     """Per genre (translators: genre -> checkpoint path or None for the released one), the
-    held-out tracks of the other genres: as they are, vocoder only, and converted. Without a
+    held-out clips of the other genres: as they are, vocoder only, and converted. Without a
     classifier (``clf`` None) only the content figures."""
-    val = [r for r in rows if r["split"] == "val"]
-    # Named by their corpus path: two packages may hold tracks of the same name.
-    clips = {r["path"].rsplit(".", 1)[0].replace("/", "__"): (r["genre"], excerpt(corpus / r["path"], seconds))
-             for r in val}  # fmt: skip
     out = {}
     for genre, model in translators.items():
-        others = {k: a for k, (g, a) in clips.items() if g != genre}
-        if not others:
-            raise SystemExit(f"--to {genre}: the corpus has no held-out track of another genre")
+        others = other_genres(clips, genre)
         resynth = resynthesize(genre, model, others, vocoder)
         converted = convert_excerpts(genre, model, others, vocoder)
         equalised = equalise(genre, model, others, vocoder)
@@ -208,6 +220,52 @@ def print_translation(trans: dict[str, dict], vocoder: str) -> None:
     print()
     for g, r in trans.items():
         print(verdict(g, r))
+
+
+def strength_curve(clips, translators, translation, clf, vocoder, judge, strengths) -> dict[str, list[dict]]:
+    """Per genre, ``convert --strength S`` for each S: content kept (as a share of the
+    table's vocoder-only figure) and, with a classifier, how often it hears the target.
+    S = 1 is the table's own conversion and S = 0 the vocoder alone through convert's full
+    path (segments, levelling, limiter), so that row reads near, not exactly, 100%."""
+    out = {}
+    for genre, model in translators.items():
+        others, base = other_genres(clips, genre), translation[genre]
+        rows = []
+        for s in strengths:
+            if s == 1.0:
+                scores = base["converted"]
+            else:
+                outputs = convert_excerpts(genre, model, others, vocoder, strength=s)
+                scores = judge.scores(others, outputs)
+                if clf is not None:
+                    scores["says_target"] = says_target(clf, clf.genres.index(genre), list(outputs.values()))
+            rows.append({"strength": s, "kept": _share(scores["pc_corr"], base["vocoder_only"]["pc_corr"])} | scores)
+        out[genre] = rows
+    return out
+
+
+def print_strength_curve(curve: dict[str, list[dict]]) -> None:
+    print("\nThe strength curve (convert --strength S), held-out clips of the other genres:\n")
+    print("| --to | S | content kept (/ vocoder only) | note F1 | classifier says the target |")
+    print("|---|---|---|---|---|")
+    for genre, rows in curve.items():
+        for r in rows:
+            said = _fmt(r["says_target"], True) if "says_target" in r else "n/a"
+            print(f"| {genre} | {r['strength']:g} | {_fmt(r['kept'], True)} | {_fmt(r['note_f1'])} | {said} |")
+
+
+def parse_strengths(spec: str) -> list[float]:
+    """``--strengths 0,0.5,1`` -> [0.0, 0.5, 1.0]; each within convert's range."""
+    from genreshift.options import strength_problem
+
+    try:
+        values = [float(v) for v in spec.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"--strengths {spec}: expected numbers separated by commas") from None
+    for v in values:
+        if strength_problem(v):
+            raise SystemExit(f"--strengths: {strength_problem(v)}")
+    return values
 
 
 def verdict(genre: str, row: dict) -> str:
@@ -300,6 +358,8 @@ def main() -> None:
     ap.add_argument("--vocoders-only", action="store_true", help="only the vocoder table")
     ap.add_argument("--int8", action="store_true",
                     help="vocoder table: fast vocoders in int8, as convert runs them on a CPU (default: float32)")  # fmt: skip
+    ap.add_argument("--strengths", type=parse_strengths, default=[], metavar="S,S,...",
+                    help="also print the strength curve: convert --strength S for each S (e.g. 0,0.5,1,1.5)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()  # fmt: skip
     torch.manual_seed(0)
@@ -311,11 +371,12 @@ def main() -> None:
     except TranscriberMissing as exc:
         raise SystemExit(str(exc)) from None
 
+    clips = held_out_clips(args.corpus, rows, args.seconds)
     report: dict = {}
     clf = None
     if not args.content_only:
         if not args.no_vocoders:
-            val_audio = [excerpt(args.corpus / r["path"], args.seconds) for r in rows if r["split"] == "val"]
+            val_audio = [a for _, a in clips.values()]
             report["vocoders"] = print_vocoders(
                 val_audio, args.seconds, args.visqol_seconds, args.vocoder_file, args.int8
             )
@@ -324,8 +385,13 @@ def main() -> None:
                 args.json.write_text(json.dumps(report, indent=1))
             return
         clf, report["classifier_acc"] = classifier(args.corpus, rows, genres, args)
-    report["translation"] = translation_table(args.corpus, rows, translators, clf, args.seconds, args.vocoder, judge)
+    report["translation"] = translation_table(clips, translators, clf, args.vocoder, judge)
     print_translation(report["translation"], args.vocoder)
+    if args.strengths:
+        report["strength_curve"] = strength_curve(
+            clips, translators, report["translation"], clf, args.vocoder, judge, args.strengths
+        )
+        print_strength_curve(report["strength_curve"])
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
 

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import BatchSize, Device, Quiet, fail, finite, seconds_above_zero, seconds_from_zero, vocoder_help
+from .cli_options import BatchSize, Device, Quiet, fail, finite, seconds_above_zero, seconds_from_zero, strength_in_range, vocoder_help
 
 
 class OutputFormat(str, Enum):
@@ -77,6 +77,14 @@ def convert(
         Optional[float],
         typer.Option(metavar="SECONDS", callback=seconds_from_zero, help="Take the --preview excerpt from here."),
     ] = None,
+    strength: Annotated[
+        float,
+        typer.Option(
+            metavar="S",
+            callback=strength_in_range,
+            help="How far to move toward the genre: 0 = vocoder only, 1 = as trained, up to 1.5.",
+        ),
+    ] = 1.0,
     quiet: Quiet = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also show the gain levelling applied to each track.")
@@ -108,7 +116,7 @@ def convert(
             genre=to, model=model, vocoder=vocoder, output=output, device=device, batch_size=batch_size,
             chunk_frames=chunk_frames, overlap=overlap, stereo=stereo, sample_rate=sample_rate,
             format=fmt.value if fmt else None, segment_seconds=segment_seconds, level=level, int8=int8, shards=shares,
-            preview=preview, preview_start=preview_start,
+            preview=preview, preview_start=preview_start, strength=strength,
             # a job restarted by torchrun keeps what its first attempt finished
             skip_existing=skip_existing or distrib.restarted(),
         )))  # fmt: skip

@@ -33,6 +33,15 @@ def seconds_from_zero(value: float | None) -> float | None:
     return value
 
 
+def strength_in_range(value: float) -> float:
+    from .options import strength_problem  # a leaf of plain data: no torch
+
+    problem = strength_problem(value)
+    if problem is not None:
+        raise typer.BadParameter(problem.removeprefix("strength "))
+    return value
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``message`` as one error line (under torchrun by rank 0 only) and return the
     ``typer.Exit(code)`` to raise."""

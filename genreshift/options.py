@@ -7,6 +7,19 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+# --strength: 0 is the vocoder alone, 1 the translator as trained; above 1 exaggerates its
+# change, and past about 1.5 the mel leaves what the vocoder was trained on.
+MAX_STRENGTH = 1.5
+
+
+def strength_problem(strength: float) -> str | None:
+    """Why ``strength`` cannot be used, or None: one check for the API and the CLI."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
+        return f"strength must be a number from 0 to {MAX_STRENGTH}, got {strength!r}"
+    if not (math.isfinite(strength) and 0 <= strength <= MAX_STRENGTH):
+        return f"strength must be from 0 to {MAX_STRENGTH}, got {strength!r}"
+    return None
+
 
 @dataclass(frozen=True)
 class ConvertOptions:
@@ -40,8 +53,14 @@ class ConvertOptions:
     # ``preview_start`` seconds in, or else from the track's loudest stretch.
     preview: float | None = None
     preview_start: float | None = None
+    # How far the translator moves the mel: mel + strength * (G(mel) - mel); 0 is the
+    # vocoder alone, up to MAX_STRENGTH.
+    strength: float = 1.0
 
     def __post_init__(self) -> None:
+        problem = strength_problem(self.strength)
+        if problem is not None:
+            raise ValueError(problem)
         if self.preview is not None and not (math.isfinite(self.preview) and self.preview > 0):
             raise ValueError(f"preview must be a finite number of seconds above 0, got {self.preview!r}")
         if self.preview_start is not None:

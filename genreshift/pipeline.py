@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from . import atomic, audio, chunking, distrib, phase, pretrained
+from .translator import at_strength
 from .audio import AudioError, AudioInfo, Track
 from .batching import BatchQueue, Job, in_parts
 from .config import ChunkConfig, MelConfig
@@ -182,7 +183,8 @@ class Converter:
     def convert_planned(self, todo: list[PlannedTrack]) -> list[TrackResult]:
         """Convert planned tracks segment by segment; returns one result per track, in order."""
         loaded = self._loaded()
-        translate_q = BatchQueue(loaded.translator, self.options.batch_size, self.device)
+        translator = at_strength(loaded.translator, self.options.strength)
+        translate_q = BatchQueue(translator, self.options.batch_size, self.device)
         # An integrated-phase vocoder batches its net only; the phase is then carried through
         # each track's windows in order (_synthesize).
         net = loaded.vocoder.features if loaded.vocoder.carries_phase else loaded.vocoder
@@ -349,11 +351,11 @@ class Converter:
 
 def convert_audio(wave: np.ndarray | torch.Tensor, sample_rate: int, genre: str | None = None, *,
                   model: str | None = None, vocoder: str = "auto", device: str = "auto", stereo: bool = False,
-                  batch_size: int = 16) -> np.ndarray | torch.Tensor:  # fmt: skip
+                  batch_size: int = 16, strength: float = 1.0) -> np.ndarray | torch.Tensor:  # fmt: skip
     """Convert one clip in memory to ``genre``: (samples,) or (channels, samples), NumPy or
-    torch -> the same shape and type at the same rate. Loads the models on every call; for
-    many clips, keep a ``Converter`` and call its ``convert_audio``."""
-    options = ConvertOptions(
-        genre=genre, model=model, vocoder=vocoder, device=device, stereo=stereo, batch_size=batch_size
-    )
+    torch -> the same shape and type at the same rate. ``strength`` scales the translator's
+    change (0: vocoder only; ``ConvertOptions.strength``). Loads the models on every call;
+    for many clips, keep a ``Converter`` and call its ``convert_audio``."""
+    options = ConvertOptions(genre=genre, model=model, vocoder=vocoder, device=device, stereo=stereo,
+                             batch_size=batch_size, strength=strength)  # fmt: skip
     return Converter(options).convert_audio(wave, sample_rate)

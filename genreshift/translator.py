@@ -154,3 +154,28 @@ class Siamese(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return self.net((mel - MEL_CENTER) / MEL_SCALE)
+
+
+class AtStrength(nn.Module):
+    """A translator's change scaled in the mel domain: mel + s * (G(mel) - mel).
+
+    Scaling the change rather than cross-fading audio keeps one vocoder pass and no comb
+    filtering; s < 1 gives a milder style, s > 1 exaggerates it."""
+
+    def __init__(self, translator: nn.Module, strength: float):
+        super().__init__()
+        self.translator = translator
+        self.strength = strength
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return torch.lerp(mel, self.translator(mel), self.strength)
+
+
+def at_strength(translator: nn.Module, strength: float) -> nn.Module:
+    """``translator`` at ``strength``: itself at 1, no translation at all at 0 (so S = 0 is
+    exactly the vocoder-only output), else ``AtStrength``."""
+    if strength == 1:
+        return translator
+    if strength == 0:
+        return nn.Identity()
+    return AtStrength(translator, strength)

@@ -162,3 +162,26 @@ def test_quality_content_only_judges_a_translator_checkpoint(transcriber, tmp_pa
     bad = subprocess.run(cmd + ["--translator", "jazz=nowhere.pt"], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "--translator jazz=nowhere.pt" in bad.stderr
+
+
+def test_quality_prints_the_strength_curve(transcriber, tmp_path):
+    """--strengths: S = 1 is the table's conversion itself, S = 0 the vocoder alone through
+    convert's path (so near the table's vocoder-only figure, not exactly)."""
+    corpus = _tiny_corpus(tmp_path / "corpus")
+    weights = tmp_path / "weights"
+    env = os.environ | {"GENRESHIFT_REGISTRY": str(build_weights(weights)),
+                        "GENRESHIFT_WEIGHTS_URL": weights.as_uri(), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    out = tmp_path / "q.json"
+    cmd = [sys.executable, str(BENCH / "quality.py"), "--corpus", str(corpus), "--seconds", "3", "--content-only",
+           "--translator", f"rock={weights / 'rock-tiny.pt'}", "--strengths", "0,1", "--json", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "The strength curve (convert --strength S)" in proc.stdout
+    report = json.loads(out.read_text())
+    zero, one = report["strength_curve"]["rock"]
+    assert (zero["strength"], one["strength"]) == (0.0, 1.0)
+    assert zero["kept"] == pytest.approx(1.0, abs=0.05)
+    assert one["kept"] == report["translation"]["rock"]["kept"]
+
+    bad = subprocess.run(cmd[:-2] + ["--strengths", "0,3"], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "--strengths" in bad.stderr

@@ -358,8 +358,13 @@ def main() -> None:
     ap.add_argument("--vocoders-only", action="store_true", help="only the vocoder table")
     ap.add_argument("--int8", action="store_true",
                     help="vocoder table: fast vocoders in int8, as convert runs them on a CPU (default: float32)")  # fmt: skip
-    ap.add_argument("--strengths", type=parse_strengths, default=[], metavar="S,S,...",
-                    help="also print the strength curve: convert --strength S for each S (e.g. 0,0.5,1,1.5)")
+    ap.add_argument(
+        "--strengths",
+        type=parse_strengths,
+        default=[],
+        metavar="S,S,...",
+        help="also print the strength curve: convert --strength S for each S (e.g. 0,0.5,1,1.5)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()  # fmt: skip
     torch.manual_seed(0)

@@ -13,7 +13,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import BatchSize, Device, Quiet, fail, finite, seconds_above_zero, seconds_from_zero, strength_in_range, vocoder_help
+from .cli_options import (
+    BatchSize,
+    Device,
+    Quiet,
+    fail,
+    finite,
+    seconds_above_zero,
+    seconds_from_zero,
+    strength_in_range,
+    vocoder_help,
+)
 
 
 class OutputFormat(str, Enum):

@@ -22,6 +22,11 @@ def error(message: str) -> None:
     stderr.print(Text(f"error: {message}", style="red"))
 
 
+def warning(message: str) -> None:
+    """One plain line on stderr: the command worked, but its result needs the user's eye."""
+    stderr.print(Text(f"warning: {message}", style="yellow"))
+
+
 def note(message: str) -> None:
     """One plain line on stderr about a choice made for the user."""
     stderr.print(Text(f"note: {message}", style="yellow"))

@@ -261,9 +261,24 @@ def finetune(
         weights=weights,
     )  # fmt: skip
     result = _train(run, options)
-    if result is not None and not quiet:
-        from ..display import stdout
+    if result is not None:
+        _report_finetune(result, name, quiet)
 
+
+def _report_finetune(result, name: str, quiet: bool) -> None:
+    """The last figures, which step the model file holds, where it is; and, last, a warning
+    when the held-out figure ended worse than it started (shown even with --quiet)."""
+    from ..display import stdout, warning
+
+    if not quiet:
         stdout.print(f"step {result.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.val.items()), markup=False)
+        if result.kept_step is not None:
+            start = f"{result.start:.4f}" if result.start is not None else "n/a"
+            stdout.print(f"kept step {result.kept_step}, the lowest held-out val_paired: {result.kept:.4f} "
+                         f"(before training: {start})", markup=False)  # fmt: skip
         use = f"--to {name}" if result.in_user_models else f"--model {result.model}"
         stdout.print(f"model saved to {result.model} (use: genreshift convert ... {use})", markup=False)
+    if result.ended_worse:
+        warning(f"held-out val_paired ended worse than before training ({result.val['val_paired']:.4f} > "
+                f"{result.start:.4f}): training moved away from the target pairs; the model saved is step "
+                f"{result.kept_step}'s ({result.kept:.4f})")  # fmt: skip

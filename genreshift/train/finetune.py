@@ -60,9 +60,18 @@ class FinetuneOptions:
 class FinetuneResult:
     model: Path
     run_dir: Path
-    step: int
-    val: dict[str, float]
+    step: int  # steps the run took
+    val: dict[str, float]  # the held-out figures at the last step
     in_user_models: bool  # so `convert --to NAME` finds it
+    # With pairs, the model file holds the step with the lowest held-out val_paired:
+    kept_step: int | None = None
+    kept: float | None = None  # its val_paired
+    start: float | None = None  # val_paired before the first step
+
+    @property
+    def ended_worse(self) -> bool:
+        """The held-out figure at the last step is worse than before training."""
+        return self.start is not None and self.val.get("val_paired", self.start) > self.start
 
 
 # -- one step -------------------------------------------------------------------------------
@@ -300,10 +309,18 @@ def _snapshot(r: _Run, with_state: bool = True) -> Checkpoint:
                       vocoder=r.vocoder, meta=meta, extra={"training": state} if with_state else {})  # fmt: skip
 
 
+def _keeps_best(r: _Run) -> bool:
+    """With pairs the held-out figure is a distance to the truth, comparable across steps, so
+    the model file is the best step's. Without, it is D's opinion, and D changes as it
+    trains: the model file is the last step's (best.pt still holds the best by D)."""
+    return r.pairs is not None
+
+
 def _save_last(r: _Run) -> None:
     if r.tally.saved != r.tally.step:
         loop.save(_snapshot(r), r.run_dir / "last.pt", r.env)
-        loop.save(_snapshot(r, with_state=False), r.model_path, r.env)
+        if not _keeps_best(r):
+            loop.save(_snapshot(r, with_state=False), r.model_path, r.env)
         r.tally.saved = r.tally.step
 
 
@@ -317,9 +334,13 @@ def _evaluate(r: _Run, progress: Progress) -> None:
         score = r.tally.val["val_paired"]
     else:  # how far translations are from passing D
         score = r.tally.val["val_d_target"] - r.tally.val["val_d_translated"]
+    if r.tally.first is None:
+        r.tally.first = score
     if score < r.tally.best:
-        r.tally.best = score
+        r.tally.best, r.tally.best_step = score, r.tally.step
         loop.save(_snapshot(r), r.run_dir / "best.pt", r.env)
+        if _keeps_best(r):
+            loop.save(_snapshot(r, with_state=False), r.model_path, r.env)
     _write_samples(g, val_a, r.mel_cfg, loop.writable_dir(r.run_dir / "samples", "samples folder"), r.tally.step)
 
 
@@ -337,6 +358,12 @@ def run(opts: FinetuneOptions) -> FinetuneResult:
             pairs = r.pairs.batch(tc.batch_size).to(env.device) if r.pairs else None
             return _train_step(r, a, b, pairs)
 
+        # With pairs, the figure before the first step is where the run starts: the colour map
+        # fitted in closed form may already be the best this data allows.
         loop.train_loop("finetune", tc, env, r.run_dir, opts.quiet, r.tally, step,
-                            lambda progress: _evaluate(r, progress), lambda: _save_last(r))  # fmt: skip
-        return FinetuneResult(r.model_path, r.run_dir, r.tally.step, r.tally.val, r.in_user_models)
+                        lambda progress: _evaluate(r, progress), lambda: _save_last(r),
+                        evaluate_first=_keeps_best(r))  # fmt: skip
+        result = FinetuneResult(r.model_path, r.run_dir, r.tally.step, r.tally.val, r.in_user_models)
+        if _keeps_best(r) and env.is_main:
+            result.kept_step, result.kept, result.start = r.tally.best_step, r.tally.best, r.tally.first
+        return result

@@ -188,7 +188,9 @@ def unpack(state: dict[str, Any], parts: dict[str, nn.Module | torch.optim.Optim
             for k, g in samplers.items():
                 if f"sampler/{k}" in state["rng"]:  # a sampler new in this session starts from its seed
                     g.set_state(state["rng"][f"sampler/{k}"])
-        return Tally(step=int(state["step"]), best=float(state["best"]), wall=float(state["wall_seconds"]))
+        first = state.get("first")  # runs saved before 0.3 have no start figure or best step
+        return Tally(step=int(state["step"]), best=float(state["best"]), wall=float(state["wall_seconds"]),
+                     best_step=int(state.get("best_step", -1)), first=None if first is None else float(first))  # fmt: skip
     except Exception as exc:  # a damaged or foreign training state: one line, not a traceback
         raise TrainingError(f"{source}: not a usable genreshift checkpoint: training state "
                             f"({short_reason(exc)}); delete it or use --force to start over") from None  # fmt: skip
@@ -200,6 +202,8 @@ class Tally:
 
     step: int = 0
     best: float = float("inf")
+    best_step: int = -1  # the step whose weights scored ``best``
+    first: float | None = None  # the held-out figure of the first evaluation: where the run started
     wall: float = 0.0  # seconds spent in earlier sessions of this run
     losses: dict[str, float] = field(default_factory=dict)
     val: dict[str, float] = field(default_factory=dict)
@@ -210,7 +214,8 @@ class Tally:
         return self.wall + time.perf_counter() - self.started
 
     def state(self) -> dict[str, Any]:
-        return {"step": self.step, "best": self.best, "wall_seconds": self.seconds()}
+        return {"step": self.step, "best": self.best, "wall_seconds": self.seconds(), "best_step": self.best_step,
+                "first": self.first}  # fmt: skip
 
     def meta(self) -> dict[str, Any]:
         return {"steps": self.step, "wall_seconds": self.seconds(), "final_losses": self.losses, "val": self.val}
@@ -228,12 +233,15 @@ def check_finite(losses: dict[str, float], step: int) -> None:
 
 def train_loop(title: str, tc: Any, env: "Env", run_dir: Path, quiet: bool, tally: "Tally",
                step: Callable[[], dict[str, float]], evaluate: Callable[["Progress"], None],
-               save_last: Callable[[], None]) -> None:  # fmt: skip
+               save_last: Callable[[], None], evaluate_first: bool = False) -> None:  # fmt: skip
     """The loop both trainers share: step until ``tc.steps`` (or ``tc.max_minutes`` of wall
-    time in this session), evaluate on rank 0 every ``tc.eval_every``, save every
-    ``tc.save_every``, and save before leaving on Ctrl-C (after the step under way: see
+    time in this session), evaluate on rank 0 every ``tc.eval_every`` (and, with
+    ``evaluate_first``, before a new run's first step), save every ``tc.save_every``, and
+    save before leaving on Ctrl-C (after the step under way: see
     ``interrupts.stop_between_steps``)."""
     progress = Progress(title, tc.steps, tally.step, env.is_main, run_dir, quiet, tc.log_every)
+    if evaluate_first and env.is_main and tally.step == 0:
+        evaluate(progress)
     out_of_time = deadline(tc.max_minutes, env)
     evaluated = -1
     first = tally.step  # what last.pt holds when this session has saved nothing yet

@@ -104,7 +104,8 @@ def render(midi: bytes, soundfont: Path, sample_rate: int, out: Path) -> None:
         mid, wav = Path(tmp) / "piece.mid", Path(tmp) / "piece.wav"
         mid.write_bytes(midi)
         cmd = ["fluidsynth", "-ni", "-q", "-g", "0.5", "-r", str(sample_rate), "-F", str(wav), str(soundfont), str(mid)]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A note that never ends makes fluidsynth render forever: give up rather than fill the disk.
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
         audio, rate = sf.read(wav, dtype="float32", always_2d=True)
     sf.write(out, audio.mean(axis=1), rate, subtype="PCM_16")
 

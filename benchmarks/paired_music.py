@@ -32,10 +32,11 @@ import paired_data
 TRAIN = [
     *(f"beethoven/opus18no1/movement{i}" for i in (1, 2, 3, 4)),
     *(f"mozart/k80/movement{i}" for i in (1, 2, 3, 4)),
-    *(f"mozart/k458/movement{i}" for i in (1, 2, 3, 4)),
-    "beethoven/opus18no3", "beethoven/opus18no4", "beethoven/opus18no5", "corelli/opus3no1/1grave",
-    *(f"monteverdi/madrigal.3.{i}" for i in (1, 2, 3, 4, 5, 6)),
-    "bach/bwv1.6", "bach/bwv10.7", "bach/bwv101.7", "bach/bwv102.7", "bach/bwv103.6",
+    *(f"mozart/k458/movement{i}" for i in (3, 4)),
+    "corelli/opus3no1/1grave",
+    *(f"monteverdi/madrigal.3.{i}" for i in (1, 2, 3, 4, 5, 6, 7, 8)),
+    "bach/bwv1.6", "bach/bwv10.7", "bach/bwv101.7", "bach/bwv102.7", "bach/bwv103.6", "bach/bwv11.6",
+    "bach/bwv110.7", "bach/bwv111.6",
     "joplin/maple_leaf_rag",
 ]  # fmt: skip
 TEST = [

@@ -23,7 +23,7 @@ For each set of pairs, in one run:
      cross-faded windows, in mel space (the translator alone);
    - through `convert` (audio in, audio out, the released vocoder): the source with no
      translation (`--strength 0`, the vocoder's own share of the error), and genreshift
-     with levelling (the default) and with `--no-level`;
+     as `convert` runs it (a paired model is not levelled) and with `--level`;
    and each as a fraction of the equaliser's error (the target is <= 0.75).
 """
 
@@ -146,7 +146,7 @@ def judge_set(name: str, args) -> dict:
         "genreshift (mel)": l1(test, [translate(model, a) for a, _ in test]),
         "convert --strength 0": l1(test, cut_to(through_convert(model_path, work / "test", test_names, strength=0.0), test)),
         "convert": l1(test, cut_to(through_convert(model_path, work / "test", test_names), test)),
-        "convert --no-level": l1(test, cut_to(through_convert(model_path, work / "test", test_names, level=False), test)),
+        "convert --level": l1(test, cut_to(through_convert(model_path, work / "test", test_names, level=True), test)),
     }  # fmt: skip
     on_training = {
         "equaliser": l1(train_mels, [a + offset for a, _ in train_mels]),

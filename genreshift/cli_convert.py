@@ -66,8 +66,14 @@ def convert(
         ),
     ] = 60.0,
     level: Annotated[
-        bool, typer.Option(help="Keep the output's loudness near the input's (off: the models' own level).")
-    ] = True,
+        Optional[bool],
+        typer.Option(
+            "--level/--no-level",
+            help="Keep the output's loudness near the input's (off: the models' own level). Default: on, "
+            "except for a translator trained with finetune --paired, which keeps the level change it learned.",
+            show_default=False,
+        ),
+    ] = None,
     int8: Annotated[
         bool, typer.Option(help="On a CPU, run the fast vocoder's main layers in int8 (faster; off: float32).")
     ] = True,

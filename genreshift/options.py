@@ -41,8 +41,10 @@ class ConvertOptions:
     # Audio converted at a time (rounded to whole vocoder windows): memory is bounded by
     # this, not by the track's length; longer segments repeat fewer translator windows.
     segment_seconds: float = 60.0
-    # Keep the output's loudness near the input's (loudness.Leveller); off: the models' own level.
-    level: bool = True
+    # Keep the output's loudness near the input's (loudness.Leveller); off: the models' own
+    # level. None: on, except for a translator trained on pairs (finetune --paired), whose
+    # level change is part of what the pairs taught (docs/benchmarks.md, "Paired finetune").
+    level: bool | None = None
     # On a CPU, the fast vocoder's main layers in int8 (FastVocoder.use_int8): a few to 12%
     # faster at an unchanged quality (docs/benchmarks.md); off: float32 throughout.
     int8: bool = True

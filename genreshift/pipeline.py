@@ -75,6 +75,7 @@ class _Models:
     translator: nn.Module
     vocoder: nn.Module
     mel: MelConfig
+    paired: bool  # the translator was trained on pairs (finetune --paired)
 
 
 class Converter:
@@ -124,6 +125,14 @@ class Converter:
         return self._loaded().mel
 
     @property
+    def levels(self) -> bool:
+        """Whether outputs are levelled to their input's loudness: ``options.level``, or when
+        that is None, unless the translator was trained on pairs; loads the models."""
+        if self.options.level is not None:
+            return self.options.level
+        return not self._loaded().paired
+
+    @property
     def sample_rate(self) -> int:
         """The rate the models work at (outputs keep their input's rate)."""
         return self.mel_config.sample_rate
@@ -137,7 +146,8 @@ class Converter:
             if self._models is None:
                 ckpt = pretrained.load_translator(self._source)
                 vocoder = pretrained.load_vocoder(self._source, ckpt.mel, self.device, self.options.int8)
-                self._models = _Models(pretrained.build(ckpt, self.device, self._source.translator), vocoder, ckpt.mel)
+                translator = pretrained.build(ckpt, self.device, self._source.translator)
+                self._models = _Models(translator, vocoder, ckpt.mel, bool(ckpt.meta.get("paired", False)))
             return self._models
 
     def plan(self, paths: list[Path]) -> tuple[list[PlannedTrack], list[TrackResult], list[str]]:
@@ -242,7 +252,7 @@ class Converter:
                 sink = planned.sink or FileSink(planned.output, planned.out_rate, planned.info.channels,
                                                 planned.container, planned.subtype)  # fmt: skip
                 work.writer = TrackWriter(planned.output, planned.info, planned.out_rate, cfg, work.reader.length, sink,
-                                          self.options.level)  # fmt: skip
+                                          self.levels)  # fmt: skip
             seg = work.planner.next_segment()
             seg.payload = work
             return seg

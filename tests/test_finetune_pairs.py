@@ -111,3 +111,21 @@ def test_resume_remembers_the_start_and_the_best(pairs, tmp_path):
     best_step, _ = min(figures, key=lambda f: f[1])
     assert f"kept step {best_step}," in resumed.output
     assert resumed.output.strip().splitlines()[-1].startswith("warning:")
+
+
+def test_convert_keeps_the_level_change_a_paired_model_learned(pairs, tmp_path):
+    """The pairs' target is at another level than the source; levelling to the input would
+    undo what the pairs taught, so a paired model's default is --no-level."""
+    assert finetune(pairs, tmp_path, "--steps", "20", "-q").exit_code == 0
+    song = pairs[0] / "a.wav"
+    outputs = {}
+    for label, flags in (("default", []), ("no-level", ["--no-level"]), ("level", ["--level"])):
+        out = tmp_path / label
+        args = ["convert", str(song), "--model", str(tmp_path / "p.pt"), "-o", str(out), "-q"]
+        result = CliRunner().invoke(app, args + flags)
+        assert result.exit_code == 0, result.output
+        outputs[label] = sf.read(str(out / "a.wav"), dtype="float32")[0]
+    np.testing.assert_array_equal(outputs["default"], outputs["no-level"])
+    rms = {k: float(np.sqrt(np.mean(v**2))) for k, v in outputs.items()}
+    source_rms = float(np.sqrt(np.mean(sf.read(str(song), dtype="float32")[0] ** 2)))
+    assert abs(rms["level"] - source_rms) < abs(rms["no-level"] - source_rms), (rms, source_rms)

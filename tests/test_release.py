@@ -30,7 +30,10 @@ def release(tmp_path) -> Path:
 
 
 def test_this_checkout_is_a_consistent_release(checker, release):
-    assert checker.check(release, skip_git=True) == []
+    """Everything but the one rule a checkout between releases breaks by design: entries
+    under [Unreleased] (release.sh refuses them; the next test shows that it catches them)."""
+    between_releases = "CHANGELOG.md: [Unreleased] still has entries"
+    assert [p for p in checker.check(release, skip_git=True) if not p.startswith(between_releases)] == []
 
 
 def test_entries_left_under_unreleased_are_caught(checker, release):

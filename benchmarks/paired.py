@@ -64,19 +64,12 @@ def mels(folder: Path, names: list[str]) -> list[tuple[torch.Tensor, torch.Tenso
     return out
 
 
-def through_convert(model: Path, folder: Path, names: list[str], **options) -> list[torch.Tensor]:
-    """Log-mels of each held-out source piece sent through `convert` (in memory, the same
-    code path as files), cut to its target's length."""
+def through_convert(model: Path, sources: list, pairs: list[tuple[torch.Tensor, torch.Tensor]], **options) -> float:
+    """The L1 of the held-out source pieces (audio) sent through `convert` (in memory, the
+    same code path as files) to their targets, each output cut to its target's length."""
     conv = Converter(ConvertOptions(model=str(model), device="cpu", **options))
-    outs = []
-    for name in names:
-        audio = paired_data.load(folder / "source" / name)
-        outs.append(log_mel(torch.from_numpy(conv.convert_audio(audio, MEL.sample_rate)), MEL))
-    return outs
-
-
-def cut_to(outputs: list[torch.Tensor], pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
-    return [out[:, : b.shape[-1]] for out, (_, b) in zip(outputs, pairs)]
+    outs = [log_mel(torch.from_numpy(conv.convert_audio(audio, MEL.sample_rate)), MEL) for audio in sources]
+    return l1(pairs, [out[:, : b.shape[-1]] for out, (_, b) in zip(outs, pairs)])
 
 
 def equaliser(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
@@ -138,15 +131,16 @@ def judge_set(name: str, args) -> dict:
     train_mels, test = mels(work / "train", train_names), mels(work / "test", test_names)
     offset = equaliser(train_mels)
     scale, shift = paired_colour(*(torch.cat([p[k] for p in train_mels], -1)[None] for k in (0, 1)))
+    sources = [paired_data.load(work / "test" / "source" / name) for name in test_names]  # decoded once
     affine = lambda a: MEL_CENTER + scale[:, None] * (a - MEL_CENTER) + shift[:, None]  # noqa: E731
     rows = {
         "identity": l1(test, [a for a, _ in test]),
         "equaliser": l1(test, [a + offset for a, _ in test]),
         "affine eq": l1(test, [affine(a) for a, _ in test]),
         "genreshift (mel)": l1(test, [translate(model, a) for a, _ in test]),
-        "convert --strength 0": l1(test, cut_to(through_convert(model_path, work / "test", test_names, strength=0.0), test)),
-        "convert": l1(test, cut_to(through_convert(model_path, work / "test", test_names), test)),
-        "convert --level": l1(test, cut_to(through_convert(model_path, work / "test", test_names, level=True), test)),
+        "convert --strength 0": through_convert(model_path, sources, test, strength=0.0),
+        "convert": through_convert(model_path, sources, test),
+        "convert --level": through_convert(model_path, sources, test, level=True),
     }  # fmt: skip
     on_training = {
         "equaliser": l1(train_mels, [a + offset for a, _ in train_mels]),
@@ -163,7 +157,8 @@ def print_set(result: dict) -> None:
     rows, eq = result["held_out"], result["held_out"]["equaliser"]
     minutes = f", command took {result['train_seconds'] / 60:.1f} min" if result["train_seconds"] else ""
     print(f"\n[{result['set']}] held-out log-mel L1 to the true target ({result['pieces'][1]} pieces; "
-          f"model kept at step {result['kept_step']} of {result['run_steps']}{minutes})")  # fmt: skip
+          f"model kept at step {result['kept_step']}"
+          + (f" of {result['run_steps']}" if result["run_steps"] is not None else "") + f"{minutes})")  # fmt: skip
     print("| | held-out log-mel L1 | x equaliser |\n|---|---:|---:|")
     for name, value in rows.items():
         print(f"| {name} | {value:.4f} | {value / eq:.2f} |")

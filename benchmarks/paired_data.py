@@ -96,8 +96,9 @@ def find_soundfont() -> Path:
     raise SystemExit("no GM soundfont: apt-get install fluid-soundfont-gm")
 
 
-def render(midi: bytes, soundfont: Path, sample_rate: int, out: Path) -> None:
-    """Render with fluidsynth, then store mono float audio (channels averaged)."""
+def render(midi: bytes, soundfont: Path, sample_rate: int, out: Path, seconds: float | None = None) -> None:
+    """Render with fluidsynth, then store mono audio (channels averaged), cut to its first
+    ``seconds`` if given (no reverb tail past the notes)."""
     if shutil.which("fluidsynth") is None:
         raise SystemExit("fluidsynth is not installed: apt-get install fluidsynth")
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,6 +108,8 @@ def render(midi: bytes, soundfont: Path, sample_rate: int, out: Path) -> None:
         # A note that never ends makes fluidsynth render forever: give up rather than fill the disk.
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
         audio, rate = sf.read(wav, dtype="float32", always_2d=True)
+    if seconds is not None:
+        audio = audio[: int(seconds * rate)]
     sf.write(out, audio.mean(axis=1), rate, subtype="PCM_16")
 
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 import paired_data
 
@@ -60,19 +59,20 @@ PAIRS = {
 KICK, SNARE, HIHAT = 36, 38, 42
 
 
-class Music21Missing(SystemExit):
-    pass
+def stem(name: str) -> str:
+    """A corpus name as a file name: ``bach/bwv1.6`` -> ``bach__bwv1.6``."""
+    return name.replace("/", "__")
 
 
 def score_midi(name: str, cache: Path) -> Path | None:
     """The corpus piece ``name`` as a MIDI file (music21's own export), cached; None (and a
     line saying why) for a score music21 cannot export."""
-    out = cache / (name.replace("/", "__") + ".mid")
+    out = cache / (stem(name) + ".mid")
     if not out.exists():
         try:
             from music21 import corpus
         except ImportError:
-            raise Music21Missing("the real-music pairs need music21's corpus: pip install music21") from None
+            raise SystemExit("the real-music pairs need music21's corpus: pip install music21") from None
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
             corpus.parse(name).write("midi", fp=str(out.with_suffix(".part")))
@@ -128,15 +128,13 @@ def build(
         midi = score_midi(name, cache)
         if midi is None:
             continue
-        file = name.replace("/", "__") + ".wav"
+        file = stem(name) + ".wav"
         for side, palette in zip(("source", "target"), PAIRS[pair]):
             out = folder / side / file
             if not out.exists():
                 out.parent.mkdir(parents=True, exist_ok=True)
                 arranged = cache / f"{pair}-{side}-{file}.mid"
                 arrange(midi, palette, seconds).write(str(arranged))
-                paired_data.render(arranged.read_bytes(), soundfont, sample_rate, out)
-                audio, rate = sf.read(out, dtype="float32")
-                sf.write(out, audio[: int(seconds * rate)], rate, subtype="PCM_16")  # no reverb tail past the notes
+                paired_data.render(arranged.read_bytes(), soundfont, sample_rate, out, seconds)
         files.append(file)
     return files

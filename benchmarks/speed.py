@@ -118,23 +118,102 @@ def worker(spec: dict) -> dict:
     options = ConvertOptions(
         genre=spec.get("genre"), model=spec.get("translator"), vocoder=spec["vocoder"],
         output=Path(spec["out"]), device=spec.get("device", "cpu"), batch_size=spec["batch"],
-        int8=spec.get("int8", True),
+        int8=spec.get("int8", True), workers=spec.get("workers"),
     )  # fmt: skip
     conv = Converter(options)
     conv.load_models()
     inputs = [Path(p) for p in spec["inputs"]]
     seconds = sum(sf.info(str(p)).duration for p in inputs)
     op = spec["op"]
-    if op == "convert":
+    if op in ("convert", "library"):
+        clocks = _clocked(conv) if op == "library" else None
         start = time.perf_counter()
         results = conv.convert(inputs)
+        _sync(conv.device)
         wall = time.perf_counter() - start
         bad = [r.message for r in results if r.status != "converted"]
         if bad:
             raise SystemExit(f"convert failed: {bad[0]}")
-        return {"wall": wall, "audio": seconds, **_gpu_memory(conv.device)}
+        out = {"wall": wall, "audio": seconds, **_gpu_memory(conv.device)}
+        if clocks is not None:
+            out.update(clocks.report(conv, wall))
+        return out
     wall, note = _stage(conv, op, inputs, spec)
     return {"wall": wall, "audio": seconds, "note": note, **_gpu_memory(conv.device)}
+
+
+class _Clocks:
+    """Where a library's wall time goes, read inside one end-to-end run: the seconds the
+    decode and the writer threads were busy (summed over threads), the main thread's seconds
+    in model calls, and on CUDA the GPU's busy time between CUDA events around each call."""
+
+    def __init__(self):
+        import threading
+
+        self.busy = {"decode": 0.0, "write": 0.0, "models": 0.0}
+        self.events: list = []
+        self.lock = threading.Lock()
+
+    def timed(self, name: str, fn):
+        def clocked(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.busy[name] += time.perf_counter() - started
+
+        return clocked
+
+    def report(self, conv, wall: float) -> dict:
+        gpu = sum(start.elapsed_time(end) for start, end in self.events) / 1000 if self.events else None
+        workers, busy = conv.workers, self.busy
+        parts = [f"{conv.workers} worker(s), batch {conv.batch_size}",
+                 f"decode {busy['decode']:.1f} s ({busy['decode'] / workers / wall:.0%} of {workers} threads)",
+                 f"write {busy['write']:.1f} s ({busy['write'] / workers / wall:.0%})",
+                 f"models {busy['models']:.1f} s ({busy['models'] / wall:.0%} of the main thread)"]  # fmt: skip
+        if gpu is not None:
+            parts.append(f"GPU busy {gpu:.1f} s ({gpu / wall:.0%})")
+        return {"note": "; ".join(parts), "busy": {**busy, "gpu": gpu}, "workers": workers}
+
+
+def _clocked(conv) -> _Clocks:
+    """Clocks around the converter's decode, write and model calls (this process is fresh)."""
+    import torch
+
+    from genreshift import batching
+
+    clocks = _Clocks()
+    conv._next_segment = clocks.timed("decode", conv._next_segment)
+    conv._write = clocks.timed("write", conv._write)
+    step, cuda = batching.BatchQueue._step, conv.device.type == "cuda"
+
+    def clocked_step(queue):
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+        finished = step(queue)
+        if cuda:
+            end.record()
+            clocks.events.append((start, end))
+        return finished
+
+    batching.BatchQueue._step = clocks.timed("models", clocked_step)
+    return clocks
+
+
+def library(folder: Path, files: int, shortest: float, longest: float) -> list[str]:
+    """``files`` generated tracks whose lengths spread evenly from ``shortest`` to ``longest``
+    seconds (in a shuffled order, as a library's are)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    rng = np.random.default_rng(7)
+    lengths = np.linspace(shortest, longest, files)
+    rng.shuffle(lengths)
+    paths = [folder / f"{i:04}.wav" for i in range(files)]
+    with ProcessPoolExecutor(os.cpu_count()) as pool:  # hours of audio: every core writes some
+        done = pool.map(make_track, paths, [round(float(s), 1) for s in lengths], range(1000, 1000 + files))
+    return [str(p) for p in done]
 
 
 def _sync(device) -> None:
@@ -315,6 +394,12 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
         add("long", f"1 x {args.long_minutes:g} min (fast)", inputs=tracks["long"])
         add("long", f"1 x {args.mid_minutes:.3g} min (fast)", inputs=tracks["mid"])
         add("long", f"{len(tracks['short'])} x {args.short_seconds:g} s (fast)", inputs=tracks["short"])
+    if tracks["library"]:
+        n, minutes = len(tracks["library"]), tracks["library_seconds"] / 60
+        for w in args.library_workers:
+            label = f"--workers {w}" if w else "default workers"
+            add("library", f"library: {n} files, {minutes:.3g} min, {label}", op="library",
+                inputs=tracks["library"], workers=w, batch=args.library_batch)  # fmt: skip
     if not args.quick:
         add("stages", "import + load models (no audio)", op="idle")
     for stage in ["decode", "mel"]:
@@ -336,6 +421,8 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
         if args.only
         else ({"e2e", "batch", "threads", "long", "stages"} if args.quick else None)
     )
+    if args.library:
+        wanted = (wanted or set()) | {"library"} if args.only else {"library"}
     return [c for c in out if wanted is None or c["group"] in wanted]
 
 
@@ -463,6 +550,13 @@ def main() -> None:
     ap.add_argument("--precision", default="int8", type=_precisions,
                     help="int8 (convert's default on a CPU), float32 (convert --no-int8) or int8,float32: "
                          "rows for each, e2e and vocoder stages")  # fmt: skip
+    ap.add_argument("--library", action="store_true",
+                    help="convert a generated library (--library-files files of 15 s to 5 min) end to end, "
+                         "with the time each stage was busy; alone unless --only names other groups")  # fmt: skip
+    ap.add_argument("--library-files", type=int, default=200)
+    ap.add_argument("--library-workers", type=_sizes, default=None,
+                    help="--workers of each library run (default: convert's default)")  # fmt: skip
+    ap.add_argument("--library-batch", default="auto", help="--batch-size of the library runs (default: auto)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -495,6 +589,14 @@ def main() -> None:
                   for i in range(n_short if long else 0)],
     }  # fmt: skip
     tracks["one_seconds"] = sum(sf.info(p).duration for p in tracks["one"])
+    shortest, longest = (2.0, 6.0) if q else (15.0, 300.0)
+    tracks["library"] = (
+        library(work / f"library-{args.library_files}", args.library_files, shortest, longest) if args.library else []
+    )
+    tracks["library_seconds"] = sum(sf.info(p).duration for p in tracks["library"])
+    args.library_workers = args.library_workers or [None]
+    if args.library_batch != "auto":
+        args.library_batch = int(args.library_batch)
     if args.weights == "random":
         models, weights = (
             random_models(work / "models"),

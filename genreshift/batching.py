@@ -93,3 +93,43 @@ class BatchQueue:
         while self.jobs and self.jobs[0].complete:
             finished.append(self.jobs.popleft())
         return finished
+
+
+# --batch-size auto. On a CPU larger batches buy nothing (the cores are busy at 16), so auto is
+# the default there. On a GPU the batch fills a share of the free memory: the rest is left for
+# the allocator's fragmentation, cuDNN workspaces and other processes.
+CPU_BATCH = 16
+AUTO_SHARE = 0.5
+AUTO_RANGE = (16, 1024)
+PROBE_WINDOWS = 8
+
+
+def batch_for_memory(free_bytes: float, per_window_bytes: float, share: float = AUTO_SHARE) -> int:
+    """The largest power of two (within ``AUTO_RANGE``) whose windows fit in ``share`` of
+    ``free_bytes``; a power of two, because cuDNN picks its kernels by shape."""
+    lo, hi = AUTO_RANGE
+    n = int(share * free_bytes / max(per_window_bytes, 1.0))
+    n = max(lo, min(hi, n))
+    return 1 << (n.bit_length() - 1)
+
+
+def auto_batch_size(
+    device: torch.device, probes: list[tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]]
+) -> int:
+    """Windows per model call for ``--batch-size auto``: ``CPU_BATCH`` off CUDA; on CUDA,
+    each ``(model, window)`` of ``probes`` is run on ``PROBE_WINDOWS`` copies of its window,
+    and the most memory one window needed sizes the batch to the free memory."""
+    if device.type != "cuda":
+        return CPU_BATCH
+    per_window = 1.0
+    for model, window in probes:
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        batch = window.expand(PROBE_WINDOWS, *window.shape[1:]).contiguous()
+        with inference_context(device):
+            model(to_device(batch, device))
+        torch.cuda.synchronize(device)
+        per_window = max(per_window, (torch.cuda.max_memory_allocated(device) - before) / PROBE_WINDOWS)
+    free, _ = torch.cuda.mem_get_info(device)
+    return batch_for_memory(free, per_window)

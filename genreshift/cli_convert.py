@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from .cli_options import (
-    BatchSize,
+    batch_size_value,
     Device,
     Quiet,
     fail,
@@ -41,7 +41,22 @@ def convert(
     model: Annotated[Optional[str], typer.Option("--model", help="A translator checkpoint file to use.")] = None,
     vocoder: Annotated[str, typer.Option(help=vocoder_help())] = "auto",
     device: Device = "auto",
-    batch_size: BatchSize = 16,
+    batch_size: Annotated[
+        str,
+        typer.Option(
+            metavar="N|auto",
+            callback=batch_size_value,
+            help="Windows per model call; auto: sized by the free GPU memory (16 on a CPU).",
+        ),
+    ] = "16",
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            max=256,
+            help="Threads that decode, and as many that encode (default: 1 on a CPU, the CPU count minus one on a GPU).",
+        ),
+    ] = None,
     chunk_frames: Annotated[int, typer.Option(min=8, max=4096, help="Mel frames per translator window.")] = 128,
     overlap: Annotated[int, typer.Option(min=0, max=4095, help="Frames shared by neighbouring windows.")] = 32,
     stereo: Annotated[bool, typer.Option(help="Convert each channel separately, not their mean.")] = False,
@@ -130,6 +145,7 @@ def convert(
     with distrib.process_group("gloo"):
         raise typer.Exit(_convert(paths, dry_run, quiet, verbose, report, ConvertOptions(
             genre=to, model=model, vocoder=vocoder, output=output, device=device, batch_size=batch_size,
+            workers=workers,
             chunk_frames=chunk_frames, overlap=overlap, stereo=stereo, sample_rate=sample_rate,
             format=fmt.value if fmt else None, segment_seconds=segment_seconds, level=level, int8=int8, shards=shares,
             preview=preview, preview_start=preview_start, strength=strength,

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.", envvar="GENRESHIFT_DEVICE")]
-BatchSize = Annotated[int, typer.Option("--batch-size", min=1, max=4096, help="Windows per model call.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 
 
@@ -40,6 +39,22 @@ def strength_in_range(value: float) -> float:
     if problem is not None:
         raise typer.BadParameter(problem.removeprefix("strength "))
     return value
+
+
+def batch_size_value(value: str) -> int | str:
+    """--batch-size N or auto."""
+    from .options import batch_size_problem
+
+    parsed: int | str = value.strip().lower()
+    if parsed != "auto":
+        try:
+            parsed = int(parsed)
+        except ValueError:
+            parsed = value
+    problem = batch_size_problem(parsed)
+    if problem is not None:
+        raise typer.BadParameter(problem.removeprefix("batch size "))
+    return parsed
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -4,12 +4,25 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 # --strength: 0 is the vocoder alone, 1 the translator as trained; above 1 exaggerates its
 # change, and past about 1.5 the mel leaves what the vocoder was trained on.
 MAX_STRENGTH = 1.5
+
+
+MAX_BATCH = 4096
+
+
+def batch_size_problem(batch_size: int | str) -> str | None:
+    """Why ``batch_size`` cannot be used, or None: a whole number from 1 to MAX_BATCH, or "auto"."""
+    if batch_size == "auto":
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+        return f"batch size must be a whole number from 1 to {MAX_BATCH}, or auto; got {batch_size!r}"
+    return None
 
 
 def strength_problem(strength: float) -> str | None:
@@ -28,16 +41,17 @@ class ConvertOptions:
     vocoder: str = "auto"
     output: Path | None = None  # default: converted/<genre>
     device: str = "auto"
-    batch_size: int = 16
+    batch_size: int | str = 16  # windows per model call, or "auto": sized by the free GPU memory
     chunk_frames: int = 128
     overlap: int = 32
     stereo: bool = False  # convert each channel on its own instead of their mean
     sample_rate: int | None = None  # default: the input's
     format: str | None = None  # wav | flac | ogg; default: the input's container
     skip_existing: bool = False
-    # Threads that decode (and cut mel) ahead of the models. None: 1 on a CPU, where they
-    # share the cores with the models (a second one measured slower), else 2.
-    decode_workers: int | None = None
+    # Threads that decode (and cut mel) ahead of the models, and as many that encode and
+    # write. None: 1 on a CPU, where they share the cores with the models; on a GPU the
+    # CPU count minus one (``default_workers``).
+    workers: int | None = None
     # Audio converted at a time (rounded to whole vocoder windows): memory is bounded by
     # this, not by the track's length; longer segments repeat fewer translator windows.
     segment_seconds: float = 60.0
@@ -60,9 +74,12 @@ class ConvertOptions:
     strength: float = 1.0
 
     def __post_init__(self) -> None:
-        problem = strength_problem(self.strength)
-        if problem is not None:
-            raise ValueError(problem)
+        for problem in [strength_problem(self.strength), batch_size_problem(self.batch_size)]:
+            if problem is not None:
+                raise ValueError(problem)
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                         or self.workers < 1):  # fmt: skip
+            raise ValueError(f"workers must be a whole number >= 1, got {self.workers!r}")
         if self.preview is not None and not (math.isfinite(self.preview) and self.preview > 0):
             raise ValueError(f"preview must be a finite number of seconds above 0, got {self.preview!r}")
         if self.preview_start is not None:
@@ -70,6 +87,19 @@ class ConvertOptions:
                 raise ValueError("preview_start needs preview (the excerpt's length in seconds)")
             if not (math.isfinite(self.preview_start) and self.preview_start >= 0):
                 raise ValueError(f"preview_start must be a finite number of seconds >= 0, got {self.preview_start!r}")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, as under taskset or a container's cpuset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_workers(device_type: str, cpus: int | None = None) -> int:
+    """Decode and encode threads when ``--workers`` is not given: on a CPU the models need
+    the cores, so one; on a GPU every CPU but the one that feeds the models."""
+    if device_type == "cpu":
+        return 1
+    return max(1, (usable_cpus() if cpus is None else cpus) - 1)
 
 
 @dataclass

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -25,10 +26,10 @@ from torch import nn
 from . import atomic, audio, chunking, distrib, phase, pretrained
 from .translator import at_strength
 from .audio import AudioError, AudioInfo, Track
-from .batching import BatchQueue, Job, in_parts
+from .batching import BatchQueue, Job, auto_batch_size, in_parts
 from .config import ChunkConfig, MelConfig
 from .device import resolve_device
-from .options import ConvertOptions, TrackResult
+from .options import ConvertOptions, TrackResult, default_workers
 from .planning import PlannedTrack, plan_tracks
 from .streaming import ArrayAudio, Segment, SegmentPlanner, TrackReader
 from .writing import ArraySink, FileSink, TrackWriter
@@ -47,6 +48,7 @@ class _Work:
 
     planned: PlannedTrack
     started: float
+    lane: ThreadPoolExecutor  # the writer thread of this track: its segments are written in order
     reader: TrackReader | None = None
     planner: SegmentPlanner | None = None
     writer: TrackWriter | None = None
@@ -90,13 +92,21 @@ class Converter:
 
     def __init__(self, options: ConvertOptions, progress: ProgressFn | None = None):
         self.options = options
-        self._progress = progress or (lambda seconds, result: None)
+        told = progress or (lambda seconds, result: None)
+        reporting = threading.Lock()  # the main thread and every writer thread report
+
+        def report(seconds: float, result: TrackResult | None) -> None:
+            with reporting:
+                told(seconds, result)
+
+        self._progress = report
         self.device = distrib.local_device(resolve_device(options.device))  # under torchrun: this rank's GPU
         # Resolve the models now, but fetch weights only when there is something to convert.
         self._source = pretrained.resolve(options.genre, options.model, options.vocoder)
         self.chunk = ChunkConfig(options.chunk_frames, options.overlap)
         self.output_root = options.output or Path("converted") / self.genre
         self._models: _Models | None = None
+        self._batch_size: int | None = None
         self._loading = threading.Lock()
         self.batch_files: tuple[list[Path], list[Path]] = ([], [])  # set by plan(): (inputs, outputs)
 
@@ -131,6 +141,33 @@ class Converter:
         if self.options.level is not None:
             return self.options.level
         return not self._loaded().paired
+
+    @property
+    def batch_size(self) -> int:
+        """Windows per model call: ``options.batch_size``, or for "auto" sized by the free GPU
+        memory (``batching.auto_batch_size``; on a CPU the default, 16); loads the models."""
+        if self._batch_size is None:
+            if self.options.batch_size != "auto":
+                self._batch_size = self.options.batch_size
+            else:
+                self._batch_size = auto_batch_size(self.device, self._probes())
+        return self._batch_size
+
+    def _probes(self) -> list[tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]]:
+        """One window of silence for the translator and one for the vocoder's net."""
+        loaded = self._loaded()
+        vocoder = loaded.vocoder
+        net = vocoder.features if vocoder.carries_phase else vocoder
+        silence = torch.full((1, loaded.mel.n_mels, 1), math.log10(loaded.mel.log_floor))
+        probes = []
+        for model, cfg in [(loaded.translator, self.chunk), (net, vocoder_windows(vocoder))]:
+            probes.append((model, silence.expand(1, -1, cfg.size + 2 * cfg.context)))
+        return probes
+
+    @property
+    def workers(self) -> int:
+        """Decode threads, and as many writer threads: ``options.workers`` or ``default_workers``."""
+        return self.options.workers or default_workers(self.device.type)
 
     @property
     def sample_rate(self) -> int:
@@ -194,22 +231,29 @@ class Converter:
         """Convert planned tracks segment by segment; returns one result per track, in order."""
         loaded = self._loaded()
         translator = at_strength(loaded.translator, self.options.strength)
-        translate_q = BatchQueue(translator, self.options.batch_size, self.device)
+        batch_size = self.batch_size
+        translate_q = BatchQueue(translator, batch_size, self.device)
         # An integrated-phase vocoder batches its net only; the phase is then carried through
         # each track's windows in order (_synthesize).
         net = loaded.vocoder.features if loaded.vocoder.carries_phase else loaded.vocoder
-        if self.device.type == "cpu" and self.options.batch_size > loaded.vocoder.cpu_batch:
+        if self.device.type == "cpu" and batch_size > loaded.vocoder.cpu_batch:
             net = in_parts(net, loaded.vocoder.cpu_batch)
-        vocode_q = BatchQueue(net, self.options.batch_size, self.device, self._vocoded)
-        works = [_Work(p, time.perf_counter()) for p in todo]
-        workers = self.options.decode_workers or (1 if self.device.type == "cpu" else 2)
+        vocode_q = BatchQueue(net, batch_size, self.device, self._vocoded)
+        workers = self.workers
         decode = ThreadPoolExecutor(workers, thread_name_prefix="genreshift-decode")
-        # One writer thread: a track's segments are written in the order they were queued.
-        write = ThreadPoolExecutor(1, thread_name_prefix="genreshift-write")
+        # One thread per lane, and each track keeps to one lane: its segments are written in
+        # the order they were queued, while other lanes write other tracks.
+        lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"genreshift-write-{i}") for i in range(workers)]
+        works = [_Work(p, time.perf_counter(), lanes[i % workers]) for i, p in enumerate(todo)]
+        # Segments waiting to be written hold their audio: when the writers fall behind the
+        # models, the models wait, so memory stays bounded by segments.
+        writing = threading.BoundedSemaphore(2 * workers + 2)
         try:
             # Each open track has at most one segment decoding; the next tracks' first
             # segments decode while the models work on the current one (two ahead: short
             # files go through the models faster than one decode thread keeps up with).
+            # Segments reach the models in the order of the tracks whatever the number of
+            # workers, so the batches, and the outputs, are the same with any number.
             pending, active = deque(works), deque()
             while pending or active:
                 while pending and len(active) < workers + 2:
@@ -219,18 +263,19 @@ class Converter:
                 try:
                     seg = future.result()
                 except AudioError as exc:
-                    write.submit(self._abort, work, str(exc))
+                    work.lane.submit(self._abort, work, str(exc))
                     continue
                 if not seg.last:
                     active.appendleft((work, decode.submit(self._next_segment, work)))
                 translate_q.add(Job(self._split_for_translator(seg), seg))
-                self._advance(translate_q, vocode_q, write, flush=False)
-            self._advance(translate_q, vocode_q, write, flush=True)
+                self._advance(translate_q, vocode_q, writing, flush=False)
+            self._advance(translate_q, vocode_q, writing, flush=True)
         finally:
             decode.shutdown(wait=True, cancel_futures=True)
             for work in works:  # after an error or Ctrl-C: no temp file is left behind
-                write.submit(self._abort, work, f"{work.planned.track.path}: interrupted; not written")
-            write.shutdown(wait=True)
+                work.lane.submit(self._abort, work, f"{work.planned.track.path}: interrupted; not written")
+            for lane in lanes:
+                lane.shutdown(wait=True)
         return [w.planned.result for w in works]
 
     def _next_segment(self, work: _Work) -> Segment:
@@ -257,7 +302,8 @@ class Converter:
             seg.payload = work
             return seg
 
-    def _advance(self, translate_q: BatchQueue, vocode_q: BatchQueue, write: ThreadPoolExecutor, flush: bool) -> None:
+    def _advance(self, translate_q: BatchQueue, vocode_q: BatchQueue, writing: threading.Semaphore,
+                 flush: bool) -> None:  # fmt: skip
         for job in translate_q.run(flush=flush):
             vocode_q.add(Job(self._split_for_vocoder(job), job.payload))
         for job in vocode_q.run(flush=flush):
@@ -266,7 +312,8 @@ class Converter:
             if self.vocoder.carries_phase:
                 out = self._synthesize(seg, out, job.windows.unflatten(0, out.shape[:2]))
             summed, weights = chunking.accumulate(out, seg.vocode, scale=self.mel_config.hop_length)
-            write.submit(self._write, seg, summed.cpu(), weights.cpu())
+            writing.acquire()
+            seg.payload.lane.submit(self._write, seg, summed.cpu(), weights.cpu(), writing)
 
     def _split_for_translator(self, seg: Segment) -> torch.Tensor:
         return chunking.split(seg.mel, seg.translate).flatten(0, 1)  # (N * C, n_mels, W)
@@ -323,8 +370,16 @@ class Converter:
         work.credited += rest
         self._progress(rest, work.planned.result)
 
-    def _write(self, seg: Segment, summed: torch.Tensor, weights: torch.Tensor) -> None:
+    def _write(self, seg: Segment, summed: torch.Tensor, weights: torch.Tensor, writing: threading.Semaphore) -> None:
         """Writer thread: append a segment to its track's output; finish the track after its last."""
+        try:
+            self._write_segment(seg, summed, weights)
+        except Exception as exc:  # not the file's fault: still one line that names it, and the batch goes on
+            self._abort(seg.payload, f"{seg.payload.planned.track.path}: not converted: {type(exc).__name__}: {exc}")
+        finally:
+            writing.release()
+
+    def _write_segment(self, seg: Segment, summed: torch.Tensor, weights: torch.Tensor) -> None:
         work: _Work = seg.payload
         if work.finished:  # failed earlier: its other segments are dropped
             return

@@ -12,10 +12,13 @@
 #   2. tests     the test suite with CUDA visible (but the speed smoke test)   (tests.log)
 #   3. speed     benchmarks/speed.py on CUDA: end to end, batch 16/64/256, per stage,
 #                long inputs; peak RSS and peak GPU memory of every run        (speed.md, speed.json)
-#   4. finetune  a 2-minute finetune burst on generated audio (stopped by SIGTERM, which
+#   4. library   benchmarks/speed.py --library: 200 files of 15 s to 5 min, end to end with
+#                --batch-size auto and 1 and the default --workers; how busy decode, write,
+#                the models and the GPU were                                 (library.md, library.json)
+#   5. finetune  a 1-minute finetune burst on generated audio (stopped by SIGTERM, which
 #                saves a checkpoint); steps/s and GPU memory sampled by nvidia-smi
 #                                                    (finetune.log, finetune-log.jsonl, finetune-gpu-memory.csv)
-#   5. summary   the figures in one page                                       (summary.md)
+#   6. summary   the figures in one page                                       (summary.md)
 #
 # The repository itself is imported (PYTHONPATH), so nothing is installed for genreshift. Its
 # dependencies must be importable by PY (default: python3). On a machine without them, bring
@@ -24,7 +27,8 @@
 # and pass --wheels wheels: a virtualenv is built from them first (not counted in the 8 min).
 #
 # --cpu-smoke runs the same steps on the CPU at toy sizes (a few tests, --quick speed, a
-# 20-second burst of a tiny model): it checks this script, and gives no GPU figure.
+# library of 3 short files, a 20-second burst of a tiny model): it checks this script, and
+# gives no GPU figure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -36,7 +40,7 @@ while [ $# -gt 0 ]; do
     --work) work=$2; shift 2 ;;
     --wheels) wheels=$2; shift 2 ;;
     --cpu-smoke) smoke=1; shift ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -71,13 +75,15 @@ if [ $smoke = 1 ]; then
   device=cpu
   tests=(tests/test_scale.py -k "not torchrun")
   speed=(--quick --only stages --batches 2,4 --vocoders fast)
+  lib=(--quick --library-files 3 --library-workers 1,2)
   burst=20 tune=(--channels 16 --blocks 2 --window-frames 32 --disc-channels 16 --siamese-channels 16 --siamese-dim 16 --batch-size 4)
 else
   device=cuda
   # The speed smoke test is left out: step 3 runs the real benchmark on the GPU.
   tests=(--deselect tests/test_benchmark_speed.py::test_speed_benchmark_quick)
-  speed=(--batches 16,64,256 --batch 64 --threads 8 --vocoders fast --only e2e,batch,stages,long --long-minutes 10)
-  burst=120 tune=(--batch-size 16)
+  speed=(--batches 16,64,256 --batch 64 --threads 8 --vocoders fast --only e2e,batch,stages --long-minutes 10)
+  lib=(--library-files 200 --threads 8)
+  burst=60 tune=(--batch-size 16)
 fi
 
 # -- 1. env -----------------------------------------------------------------------------------
@@ -110,7 +116,14 @@ timeout -k 10 180 "$py" benchmarks/speed.py --device "$device" --repeats 1 --wor
 rc=$?
 [ $rc = 0 ] && cat "$out/speed.md" >&2 || fail speed "exit $rc; see speed.log"
 
-# -- 4. finetune burst -----------------------------------------------------------------------------
+# -- 4. library ---------------------------------------------------------------------------------
+say "library (limit 200 s) ... [$(elapsed) s so far]"
+timeout -k 10 200 "$py" benchmarks/speed.py --library --device "$device" --repeats 1 --workdir "$work/speed" \
+  --json "$out/library.json" "${lib[@]}" > "$out/library.md" 2> "$out/library.log"
+rc=$?
+[ $rc = 0 ] && cat "$out/library.md" >&2 || fail library "exit $rc$([ $rc = 124 ] && echo ': ran past 200 s'); see library.log"
+
+# -- 5. finetune burst -----------------------------------------------------------------------------
 say "finetune burst ($burst s) ... [$(elapsed) s so far]"
 "$py" - "$work/tune-data" <<'EOF' || fail finetune "could not generate its audio"
 import sys
@@ -127,7 +140,7 @@ if [ $smoke = 0 ] && command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=timestamp,memory.used --format=csv,noheader,nounits -lms 500 > "$out/finetune-gpu-memory.csv" 2>/dev/null &
   sampler=$!
 fi
-# SIGTERM after $burst seconds: finetune saves last.pt and exits 130 (see docs/finetune.md).
+# SIGTERM after $burst seconds: finetune saves last.pt and exits 143, as convert does (see docs/finetune.md).
 timeout --preserve-status -k 60 -s TERM "$burst" "$py" -m genreshift finetune --source "$work/tune-data/source" \
   --target "$work/tune-data/target" --name gpucheck --device "$device" --steps 1000000 --eval-every 1000000 \
   --save-every 1000000 --log-every 10 --run-dir "$work/finetune-run" --out "$work/finetune-model" "${tune[@]}" \
@@ -135,11 +148,11 @@ timeout --preserve-status -k 60 -s TERM "$burst" "$py" -m genreshift finetune --
 rc=$?
 [ -n "$sampler" ] && kill "$sampler" 2>/dev/null
 cp "$work/finetune-run/log.jsonl" "$out/finetune-log.jsonl" 2>/dev/null
-if [ $rc != 130 ] || [ ! -f "$work/finetune-run/last.pt" ] || [ ! -s "$out/finetune-log.jsonl" ]; then
-  fail finetune "exit $rc (expected 130 after SIGTERM), last.pt or log.jsonl missing; see finetune.log"
+if [ $rc != 143 ] || [ ! -f "$work/finetune-run/last.pt" ] || [ ! -s "$out/finetune-log.jsonl" ]; then
+  fail finetune "exit $rc (expected 143 after SIGTERM), last.pt or log.jsonl missing; see finetune.log"
 fi
 
-# -- 5. summary -----------------------------------------------------------------------------------
+# -- 6. summary -----------------------------------------------------------------------------------
 "$py" - "$out" "$(elapsed)" "${failed[*]:-}" <<'EOF' > "$out/summary.md" || fail summary "see summary.md"
 import json, sys
 from pathlib import Path
@@ -148,14 +161,22 @@ print(f"# genreshift GPU check\n\n{(out / 'env.txt').read_text()}\ntotal {second
 log = out / "tests.log"
 if log.exists():
     print(f"tests: {log.read_text().strip().splitlines()[-1] if log.read_text().strip() else 'no output'}\n")
-speed = out / "speed.json"
-if speed.exists():
-    rows = json.loads(speed.read_text())["rows"]
-    e2e = [r for r in rows if r["spec"]["op"] == "convert" and r["rtf"]]
-    best = max(e2e, key=lambda r: r["rtf"], default=None)
+lib = out / "library.json"
+if lib.exists():
+    rows = json.loads(lib.read_text())["rows"]
+    best = max(rows, key=lambda r: r["rtf"] or 0, default=None)
     if best:
         verdict = "met" if best["rtf"] >= 1000 else "NOT met"
-        print(f"end to end, best: {best['rtf']:.0f}x real time ({best['name']}); target >= 1000x: {verdict}\n")
+        print(f"library end to end, best: {best['rtf']:.0f}x real time ({best['name']}); target >= 1000x: {verdict}")
+        busy = best["runs"][0].get("busy", {})
+        shares = {k: v / best["wall_s"] / (best["runs"][0]["workers"] if k in ("decode", "write") else 1)
+                  for k, v in busy.items() if v is not None}
+        if shares:
+            bound = max(shares, key=shares.get)
+            print(f"busiest: {bound} ({shares[bound]:.0%} of the wall time): the stage that bounds it\n")
+    print((out / "library.md").read_text())
+speed = out / "speed.json"
+if speed.exists():
     print((out / "speed.md").read_text())
 tune = out / "finetune-log.jsonl"
 if tune.exists():

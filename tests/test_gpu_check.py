@@ -1,5 +1,6 @@
 """scripts/gpu_check.sh: valid bash, and loud when it cannot do its job. (The whole run needs
-a GPU; `scripts/gpu_check.sh --cpu-smoke` exercises every step on a CPU in about 2 minutes.)"""
+a GPU; `scripts/gpu_check.sh --cpu-smoke` exercises every step on a CPU in about 2 minutes,
+and the last test here runs it.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 SCRIPT = Path(__file__).parents[1] / "scripts" / "gpu_check.sh"
 
 
-def run(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+def run(*args: str, tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     cmd = [
         "bash",
         str(SCRIPT),
@@ -25,7 +26,7 @@ def run(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
         str(tmp_path),
         *args,
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
 def test_script_parses_and_documents_itself(tmp_path):
@@ -48,3 +49,15 @@ def test_no_gpu_stops_it_at_once(tmp_path):
     assert r.returncode == 1 and "CUDA is not available" in r.stderr and "no usable device" in r.stderr
     assert not (tmp_path / "out" / "tests.log").exists()  # stopped before any step
     assert not list(tmp_path.glob("genreshift-gpu-check.*"))  # its work folder is gone too
+
+
+def test_cpu_smoke_runs_every_step_and_names_the_bound(tmp_path):
+    r = run("--cpu-smoke", tmp_path=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "out"
+    for name in ["env.txt", "tests.log", "speed.md", "library.md", "library.json", "finetune-log.jsonl"]:
+        assert (out / name).stat().st_size > 0, name
+    summary = (out / "summary.md").read_text()
+    assert "failed steps: none" in summary and "library end to end, best:" in summary
+    assert "busiest:" in summary and "--workers 2" in summary  # each library run, and where its time went
+    assert not list(tmp_path.glob("genreshift-gpu-check.*"))  # its work folder is removed

@@ -127,7 +127,7 @@ def test_paired_recipe_trains_only_the_translator_and_beats_its_start(pairs, tmp
     result = finetune(pairs, tmp_path / "p.pt", "--paired", "--steps", "30", "--parts", "1")
     assert result.exit_code == 0, result.output
     ckpt = checkpoint.load(tmp_path / "p.pt")
-    assert ckpt.config.colour and set(ckpt.meta["final_losses"]) == {"paired"}  # no GAN terms, no D step
+    assert ckpt.config.colour and set(ckpt.meta["final_losses"]) == {"paired", "grad_norm"}  # no GAN terms, no D step
     run = checkpoint.load(tmp_path / "home" / "runs" / "p" / "last.pt")
     assert run.extra["training"]["hparams"]["lr"] == 1e-3
     log = (tmp_path / "home" / "runs" / "p" / "log.jsonl").read_text()

@@ -206,6 +206,12 @@ def finetune(
         Optional[float], typer.Option(min=0.0, help="Adam learning rate of G and S (1e-4; paired 1e-3).")
     ] = None,
     lr_d: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of D.")] = 1e-4,
+    beta1: Annotated[
+        Optional[float], typer.Option(min=0.0, max=0.999, help="Adam beta1 of every net (0.5; paired 0.5).")
+    ] = None,
+    clip_grad: Annotated[
+        Optional[float], typer.Option(min=0.0, help="Clip G's gradient norm to this, 0 = off (0).")
+    ] = None,
     adv_weight: OptWeight("hinge adversarial loss", "1; paired 0") = None,
     travel_weight: OptWeight("TraVeL loss (keeps content)", "10; paired 0") = None,
     siamese_weight: OptWeight("siamese margin loss", "10; paired 0") = None,
@@ -245,6 +251,10 @@ def finetune(
 
     hparams, weights = finetune_recipe(paired)
     hparams = replace(hparams, lr=hparams.lr if lr is None else lr, lr_d=lr_d, parts=parts)
+    if beta1 is not None:
+        hparams = replace(hparams, beta1=beta1)
+    if clip_grad is not None:
+        hparams = replace(hparams, clip_grad=clip_grad)
     given = dict(adversarial=adv_weight, travel=travel_weight, siamese=siamese_weight, identity=identity_weight,
                  content=content_weight, paired=paired_weight)  # fmt: skip
     weights = replace(weights, margin=margin, **{k: v for k, v in given.items() if v is not None})

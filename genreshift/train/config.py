@@ -44,6 +44,7 @@ class FinetuneConfig:
     lr_d: float = 1e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    clip_grad: float = 0.0  # > 0: G and S's gradient norm is clipped to this before each step
     parts: int = 3  # G sees each crop as this many parts, concatenated for D (MelGAN-VC)
 
 

@@ -107,13 +107,16 @@ def _train_step(
                   content=w.content)  # fmt: skip
     r.opt_g.zero_grad(set_to_none=True)
     sum(weight[k] * v for k, v in losses.items()).backward()
+    clip = r.opts.hparams.clip_grad
+    grads = [p for group in r.opt_g.param_groups for p in group["params"] if p.grad is not None]
+    grad_norm = torch.nn.utils.clip_grad_norm_(grads, clip if clip > 0 else float("inf"))
     r.opt_g.step()
     if w.adversarial and fake is not None:
         losses["d"] = (F.relu(1 - d(b)).mean() + F.relu(1 + d(fake.detach())).mean()) / 2
         r.opt_d.zero_grad(set_to_none=True)
         losses["d"].backward()
         r.opt_d.step()
-    return {k: float(v.detach()) for k, v in losses.items()}
+    return {**{k: float(v.detach()) for k, v in losses.items()}, "grad_norm": float(grad_norm)}
 
 
 @torch.no_grad()

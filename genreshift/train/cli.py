@@ -207,7 +207,7 @@ def finetune(
     ] = None,
     lr_d: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of D.")] = 1e-4,
     beta1: Annotated[
-        Optional[float], typer.Option(min=0.0, max=0.999, help="Adam beta1 of every net (0.5; paired 0.5).")
+        Optional[float], typer.Option(min=0.0, max=0.999, help="Adam beta1 of every net (0.5; paired 0.9).")
     ] = None,
     clip_grad: Annotated[
         Optional[float], typer.Option(min=0.0, help="Clip G's gradient norm to this, 0 = off (0).")

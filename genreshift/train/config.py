@@ -66,12 +66,14 @@ def finetune_recipe(paired: bool) -> tuple[FinetuneConfig, TravelLossWeights]:
 
     With pairs, what a pair teaches is a plain supervised L1: every adversarial and
     content-keeping term is off and the learning rate is 10x higher, which measured far
-    better than the GAN recipe plus an L1 term (docs/training.md). Without pairs: the
-    MelGAN-VC recipe plus the content term.
+    better than the GAN recipe plus an L1 term (docs/training.md). Its Adam beta1 is the
+    usual 0.9, not the GAN's 0.5: with 0.5 a gradient spike moves the weights by up to 16
+    learning rates in one step, and real-music runs blew up (issue 21, docs/training.md).
+    Without pairs: the MelGAN-VC recipe plus the content term.
     """
     if paired:
         weights = TravelLossWeights(adversarial=0.0, travel=0.0, siamese=0.0, identity=0.0, paired=1.0, content=0.0)
-        return FinetuneConfig(lr=1e-3), weights
+        return FinetuneConfig(lr=1e-3, beta1=0.9), weights
     # No identity term: a new G starts from a colour map fitted to move the source's mean level
     # to the target's, and |G(b) - b| on target crops would pull that map back to the identity.
     return FinetuneConfig(), TravelLossWeights(identity=0.0, content=UNPAIRED_CONTENT_WEIGHT)

@@ -94,12 +94,15 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def default_workers(device_type: str, cpus: int | None = None) -> int:
+def default_workers(device_type: str, cpus: int | None = None, processes: int | None = None) -> int:
     """Decode and encode threads when ``--workers`` is not given: on a CPU the models need
-    the cores, so one; on a GPU every CPU but the one that feeds the models."""
+    the cores, so one; on a GPU every CPU of this process's share (torchrun starts
+    LOCAL_WORLD_SIZE processes per machine) but the one that feeds the models."""
     if device_type == "cpu":
         return 1
-    return max(1, (usable_cpus() if cpus is None else cpus) - 1)
+    cpus = usable_cpus() if cpus is None else cpus
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if processes is None else processes
+    return max(1, cpus // max(1, processes) - 1)
 
 
 @dataclass

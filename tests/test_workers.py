@@ -132,7 +132,8 @@ def test_auto_batch_fills_a_share_of_the_free_memory():
 
 def test_default_workers():
     assert default_workers("cpu", cpus=16) == 1  # the models need the cores
-    assert default_workers("cuda", cpus=16) == 15 and default_workers("cuda", cpus=1) == 1
+    assert default_workers("cuda", cpus=16, processes=1) == 15 and default_workers("cuda", cpus=1, processes=1) == 1
+    assert default_workers("cuda", cpus=16, processes=4) == 3  # torchrun: 4 GPUs share the cores
 
 
 def test_a_bug_in_a_writer_is_one_line_per_file_not_silence(served, tmp_path, monkeypatch):

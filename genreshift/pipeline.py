@@ -313,7 +313,7 @@ class Converter:
                 out = self._synthesize(seg, out, job.windows.unflatten(0, out.shape[:2]))
             summed, weights = chunking.accumulate(out, seg.vocode, scale=self.mel_config.hop_length)
             writing.acquire()
-            seg.payload.lane.submit(self._write, seg, summed.cpu(), weights.cpu(), writing)
+            seg.payload.lane.submit(self._write_then_release, writing, seg, summed.cpu(), weights.cpu())
 
     def _split_for_translator(self, seg: Segment) -> torch.Tensor:
         return chunking.split(seg.mel, seg.translate).flatten(0, 1)  # (N * C, n_mels, W)
@@ -370,16 +370,18 @@ class Converter:
         work.credited += rest
         self._progress(rest, work.planned.result)
 
-    def _write(self, seg: Segment, summed: torch.Tensor, weights: torch.Tensor, writing: threading.Semaphore) -> None:
-        """Writer thread: append a segment to its track's output; finish the track after its last."""
+    def _write_then_release(self, writing: threading.Semaphore, seg: Segment, summed: torch.Tensor,
+                            weights: torch.Tensor) -> None:  # fmt: skip
+        """Writer thread: ``_write``, then make room for the next segment, whatever happened."""
         try:
-            self._write_segment(seg, summed, weights)
+            self._write(seg, summed, weights)
         except Exception as exc:  # not the file's fault: still one line that names it, and the batch goes on
             self._abort(seg.payload, f"{seg.payload.planned.track.path}: not converted: {type(exc).__name__}: {exc}")
         finally:
             writing.release()
 
-    def _write_segment(self, seg: Segment, summed: torch.Tensor, weights: torch.Tensor) -> None:
+    def _write(self, seg: Segment, summed: torch.Tensor, weights: torch.Tensor) -> None:
+        """Writer thread: append a segment to its track's output; finish the track after its last."""
         work: _Work = seg.payload
         if work.finished:  # failed earlier: its other segments are dropped
             return

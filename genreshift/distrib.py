@@ -54,14 +54,18 @@ def local_device(device):
     return device
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, as under taskset or a container's cpuset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def share_cpu_threads() -> int:
     """Divide this machine's cores among its ranks (torchrun otherwise leaves each rank one
     thread); returns the threads this rank now uses. A single process keeps torch's choice."""
     import torch
 
     if local_world_size() > 1:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        torch.set_num_threads(max(1, cores // local_world_size()))
+        torch.set_num_threads(max(1, usable_cpus() // local_world_size()))
     return torch.get_num_threads()
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,19 +88,12 @@ class ConvertOptions:
                 raise ValueError(f"preview_start must be a finite number of seconds >= 0, got {self.preview_start!r}")
 
 
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity, as under taskset or a container's cpuset)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def default_workers(device_type: str, cpus: int | None = None, processes: int | None = None) -> int:
+def default_workers(device_type: str, cpus: int, processes: int) -> int:
     """Decode and encode threads when ``--workers`` is not given: on a CPU the models need
-    the cores, so one; on a GPU every CPU of this process's share (torchrun starts
-    LOCAL_WORLD_SIZE processes per machine) but the one that feeds the models."""
+    the cores, so one; on a GPU every CPU of this process's share (``processes`` share the
+    machine's ``cpus``, as under torchrun) but the one that feeds the models."""
     if device_type == "cpu":
         return 1
-    cpus = usable_cpus() if cpus is None else cpus
-    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if processes is None else processes
     return max(1, cpus // max(1, processes) - 1)
 
 

@@ -167,7 +167,9 @@ class Converter:
     @property
     def workers(self) -> int:
         """Decode threads, and as many writer threads: ``options.workers`` or ``default_workers``."""
-        return self.options.workers or default_workers(self.device.type)
+        return self.options.workers or default_workers(
+            self.device.type, distrib.usable_cpus(), distrib.local_world_size()
+        )
 
     @property
     def sample_rate(self) -> int:

@@ -5,11 +5,6 @@ file, and auto sizing."""
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +17,9 @@ from genreshift import batching, writing
 from genreshift.cli import app
 from genreshift.options import ConvertOptions, default_workers
 from genreshift.pipeline import Converter
-from helpers import write_tone
+from helpers import sigterm_once, write_tone
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args):
@@ -90,18 +84,9 @@ def test_sigterm_with_workers_leaves_no_temp_file(served, tmp_path):
     out = tmp_path / "o"
     args = ["convert", tmp_path / "in", "--to", "rock", "-o", out, "--vocoder", "griffinlim", "--segment-seconds", "2",
             "--workers", "3"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "genreshift", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 180
-    while len(list(out.glob(".*.part"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)  # two tracks are being written at once: two writer lanes at work
-    if proc.poll() is not None:
-        pytest.fail(f"finished before two temp files were seen: {proc.communicate()}")
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 143, stderr
-    assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
+    ended = sigterm_once(args, temp_files=2, out=out)  # two tracks being written at once: two writer lanes
+    assert ended.returncode == 143, ended.stderr
+    assert "interrupted (SIGTERM)" in ended.stderr and "Traceback" not in ended.stderr
     assert not list(out.glob(".*.part"))
 
 
@@ -131,7 +116,7 @@ def test_auto_batch_fills_a_share_of_the_free_memory():
 
 
 def test_default_workers():
-    assert default_workers("cpu", cpus=16) == 1  # the models need the cores
+    assert default_workers("cpu", cpus=16, processes=1) == 1  # the models need the cores
     assert default_workers("cuda", cpus=16, processes=1) == 15 and default_workers("cuda", cpus=1, processes=1) == 1
     assert default_workers("cuda", cpus=16, processes=4) == 3  # torchrun: 4 GPUs share the cores
 

@@ -6,10 +6,16 @@ import functools
 import hashlib
 import http.server
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 from torch import nn
@@ -104,3 +110,20 @@ class LocalServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def sigterm_once(args: list, temp_files: int, out: Path) -> subprocess.CompletedProcess:
+    """``python -m genreshift ARGS`` in a child process, sent SIGTERM as soon as ``out``
+    holds ``temp_files`` temp files (outputs being written); returns how it ended. Fails the
+    test if the run ends before that."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "genreshift", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 180
+    while len(list(out.glob(".*.part"))) < temp_files and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if proc.poll() is not None:
+        pytest.fail(f"finished before {temp_files} temp file(s) were seen: {proc.communicate()}")
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from genreshift.checkpoint import CheckpointError
 from genreshift.cli import app
 from genreshift.errors import write_reason
 from genreshift.pipeline import Converter, ConvertOptions
-from helpers import tiny_translator, tiny_vocoder, write_tone
+from helpers import sigterm_once, tiny_translator, tiny_vocoder, write_tone
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -267,17 +266,9 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_temp_file(served, tmp_path):
         write_tone(tmp_path / "in" / f"t{i}.wav", 40.0)
     out = tmp_path / "o"
     args = ["convert", tmp_path / "in", "--to", "rock", "-o", out, "--vocoder", "griffinlim", "--segment-seconds", "2"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "genreshift", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 180
-    while not list(out.glob(".*.part")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if proc.poll() is not None:
-        pytest.fail(f"finished before a temp file was seen: {proc.communicate()}")
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 143, stderr
+    ended = sigterm_once(args, temp_files=1, out=out)
+    stderr = ended.stderr
+    assert ended.returncode == 143, stderr
     assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
     assert f"{tmp_path / 'in' / 't2.wav'}: interrupted; not written" in stderr  # the lines name the file
     assert not list(out.glob(".*.part"))

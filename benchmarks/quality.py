@@ -17,6 +17,9 @@ Reads the corpus manifest written by scripts/build_corpus.py (train/val split), 
    - style: a small genre classifier (logistic regression on the mean and spread of each
      mel bin over 3 s windows), trained on the training tracks, says how often it hears
      the target genre before and after `convert --to GENRE`.
+   - style, judged so that an equaliser cannot fool it: benchmarks/style_judge.py, a CNN on
+     log-mel patches standardised per bin (its saved weights, `--style-judge`), gives each
+     clip one verdict; the share of clips it hears as the target genre (issue 20).
    The same figures for the clips sent through mel and the vocoder alone (no translator)
    show what the vocoder changes by itself; "kept" is the converted content figure as a
    share of that vocoder-only one. The clips through the translator's colour map alone (a
@@ -46,6 +49,7 @@ from genreshift.config import MelConfig
 from genreshift.mel import log_mel
 
 # benchmarks/, beside this script
+import style_judge
 from content import Transcriber, TranscriberMissing, content_kept, pooled
 from genre_classifier import GenreClassifier, says_target, window_features
 from vocoder_table import print_vocoders
@@ -159,10 +163,10 @@ def other_genres(clips: dict[str, tuple[str, torch.Tensor]], genre: str) -> Clip
     return others
 
 
-def translation_table(clips, translators, clf, vocoder, judge) -> dict[str, dict]:
+def translation_table(clips, translators, clf, vocoder, judge, style=None) -> dict[str, dict]:
     """Per genre (translators: genre -> checkpoint path or None for the released one), the
     held-out clips of the other genres: as they are, vocoder only, and converted. Without a
-    classifier (``clf`` None) only the content figures."""
+    classifier (``clf`` None) only the content figures; with a style judge, its verdicts."""
     out = {}
     for genre, model in translators.items():
         others = other_genres(clips, genre)
@@ -182,6 +186,10 @@ def translation_table(clips, translators, clf, vocoder, judge) -> dict[str, dict
             row["converted"]["says_target"] = says_target(clf, target, list(converted.values()))
             if equalised is not None:
                 row["equaliser"]["says_target"] = says_target(clf, target, list(equalised.values()))
+        if style is not None:
+            outputs = {"input": others, "vocoder_only": resynth, "converted": converted, "equaliser": equalised}
+            row["judge"] = {k: style_judge.says_target(style, genre, list(clips_.values()))
+                            for k, clips_ in outputs.items() if clips_ is not None}  # fmt: skip
         out[genre] = row
     return out
 
@@ -217,12 +225,22 @@ def print_translation(trans: dict[str, dict], vocoder: str) -> None:
             cells = [_fmt(r["before"], True), _fmt(v["says_target"], True), eq, _fmt(c["says_target"], True)]
             print(f"| {g} | {r['tracks']} | {r['windows']} | " + " | ".join(cells)
                   + f" | {_ratio(c['says_target'], r['before'])} |")  # fmt: skip
+    judged = {g: r for g, r in trans.items() if "judge" in r}
+    if judged:
+        print("\nThe style judge (benchmarks/style_judge.py) hears the target genre, share of tracks:\n")
+        print("| --to | tracks | input | vocoder only | equaliser alone | converted |\n|---|---|---|---|---|---|")
+        for g, r in judged.items():
+            j = r["judge"]
+            cells = [j["input"], j["vocoder_only"], j.get("equaliser"), j["converted"]]
+            print(f"| {g} | {r['tracks']} | " + " | ".join(_fmt(c, True) for c in cells) + " |")
     print()
     for g, r in trans.items():
         print(verdict(g, r))
 
 
-def strength_curve(clips, translators, translation, clf, vocoder, judge, strengths) -> dict[str, list[dict]]:
+def strength_curve(
+    clips, translators, translation, clf, vocoder, judge, strengths, style=None
+) -> dict[str, list[dict]]:
     """Per genre, ``convert --strength S`` for each S: content kept (as a share of the
     table's vocoder-only figure) and, with a classifier, how often it hears the target.
     S = 1 is the table's own conversion and S = 0 the vocoder alone through convert's full
@@ -233,12 +251,16 @@ def strength_curve(clips, translators, translation, clf, vocoder, judge, strengt
         rows = []
         for s in strengths:
             if s == 1.0:
-                scores = base["converted"]
+                scores = dict(base["converted"])
+                if "judge" in base:
+                    scores["judge_says_target"] = base["judge"]["converted"]
             else:
                 outputs = convert_excerpts(genre, model, others, vocoder, strength=s)
                 scores = judge.scores(others, outputs)
                 if clf is not None:
                     scores["says_target"] = says_target(clf, clf.genres.index(genre), list(outputs.values()))
+                if style is not None:
+                    scores["judge_says_target"] = style_judge.says_target(style, genre, list(outputs.values()))
             rows.append({"strength": s, "kept": _share(scores["pc_corr"], base["vocoder_only"]["pc_corr"])} | scores)
         out[genre] = rows
     return out
@@ -246,12 +268,14 @@ def strength_curve(clips, translators, translation, clf, vocoder, judge, strengt
 
 def print_strength_curve(curve: dict[str, list[dict]]) -> None:
     print("\nThe strength curve (convert --strength S), held-out clips of the other genres:\n")
-    print("| --to | S | content kept (/ vocoder only) | note F1 | classifier says the target |")
-    print("|---|---|---|---|---|")
+    print("| --to | S | content kept (/ vocoder only) | note F1 | style judge hears the target (tracks) "
+          "| classifier says the target (windows) |\n|---|---|---|---|---|---|")  # fmt: skip
     for genre, rows in curve.items():
         for r in rows:
-            said = _fmt(r["says_target"], True) if "says_target" in r else "n/a"
-            print(f"| {genre} | {r['strength']:g} | {_fmt(r['kept'], True)} | {_fmt(r['note_f1'])} | {said} |")
+            judged, said = _fmt(r.get("judge_says_target"), True), _fmt(r.get("says_target"), True)
+            print(
+                f"| {genre} | {r['strength']:g} | {_fmt(r['kept'], True)} | {_fmt(r['note_f1'])} | {judged} | {said} |"
+            )
 
 
 def parse_strengths(spec: str) -> list[float]:
@@ -269,8 +293,10 @@ def parse_strengths(spec: str) -> list[float]:
 
 
 def verdict(genre: str, row: dict) -> str:
-    """One line per genre against issue 11's targets: content kept >= 90% of the vocoder-only
-    figure; the classifier hears the target genre >= 2.5x as often as before."""
+    """One line per genre against the targets: content kept >= 90% of the vocoder-only figure
+    (issues 11 and 20); the classifier hears the target genre >= 2.5x as often as before
+    (issue 11); the style judge hears it on >= 80% of the tracks and on <= 40% of them
+    through the equaliser alone (issue 20)."""
     kept = row["kept"]
     ok = kept is not None and kept >= 0.9
     line = f"{genre}: keeps {_fmt(kept, True)} of the vocoder-only content (target >= 90%: {_met(ok)})"
@@ -278,6 +304,14 @@ def verdict(genre: str, row: dict) -> str:
         after, before = row["converted"]["says_target"], row["before"]
         line += (f"; the classifier says {genre} in {_fmt(after, True)} of windows, {_fmt(before, True)} before "
                  f"({_ratio(after, before)}; target >= 2.5x: {_met(after > 0 and after >= 2.5 * before)})")  # fmt: skip
+    if "judge" in row:
+        j = row["judge"]
+        line += f"; the style judge hears {genre} in {_fmt(j['converted'], True)} of tracks (target >= 80%: "
+        line += f"{_met(j['converted'] >= 0.8)})"
+        if "equaliser" in j:
+            line += (
+                f", the equaliser alone in {_fmt(j['equaliser'], True)} (target <= 40%: {_met(j['equaliser'] <= 0.4)})"
+            )
     return line
 
 
@@ -326,6 +360,22 @@ def classifier(corpus: Path, rows: list[dict], genres: list[str], args) -> tuple
     return clf, acc
 
 
+def load_style_judge(spec: str, clips) -> tuple[style_judge.StyleJudge | None, dict]:
+    """The saved style judge (or None for ``none``) and its check on the held-out clips,
+    printed: its accuracy, and what it says of a random equaliser, silence and noise."""
+    if spec == "none":
+        return None, {}
+    path = Path(spec)
+    if not path.is_file():
+        raise SystemExit(f"--style-judge {spec}: no such file (train one: python benchmarks/style_judge.py train "
+                         "--corpus CORPUS --out PATH), or --style-judge none")  # fmt: skip
+    judge, meta = style_judge.load_judge(path)
+    print(f"\nStyle judge: {path} (sha256 {meta['sha256'][:16]}...)")
+    result = style_judge.check(judge, list(clips.values()))
+    style_judge.print_check(result, "The style judge on the held-out tracks, unconverted")
+    return judge, result | {"sha256": meta["sha256"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, required=True)
@@ -365,6 +415,12 @@ def main() -> None:
         metavar="S,S,...",
         help="also print the strength curve: convert --strength S for each S (e.g. 0,0.5,1,1.5)",
     )
+    ap.add_argument(
+        "--style-judge",
+        default=str(style_judge.DEFAULT_WEIGHTS),
+        metavar="PATH|none",
+        help="the style judge's weights (benchmarks/style_judge.py train); none: no style judge",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()  # fmt: skip
     torch.manual_seed(0)
@@ -378,7 +434,7 @@ def main() -> None:
 
     clips = held_out_clips(args.corpus, rows, args.seconds)
     report: dict = {}
-    clf = None
+    clf = style = None
     if not args.content_only:
         if not args.no_vocoders:
             val_audio = [a for _, a in clips.values()]
@@ -390,11 +446,12 @@ def main() -> None:
                 args.json.write_text(json.dumps(report, indent=1))
             return
         clf, report["classifier_acc"] = classifier(args.corpus, rows, genres, args)
-    report["translation"] = translation_table(clips, translators, clf, args.vocoder, judge)
+        style, report["style_judge"] = load_style_judge(args.style_judge, clips)
+    report["translation"] = translation_table(clips, translators, clf, args.vocoder, judge, style)
     print_translation(report["translation"], args.vocoder)
     if args.strengths:
         report["strength_curve"] = strength_curve(
-            clips, translators, report["translation"], clf, args.vocoder, judge, args.strengths
+            clips, translators, report["translation"], clf, args.vocoder, judge, args.strengths, style
         )
         print_strength_curve(report["strength_curve"])
     if args.json:

@@ -143,3 +143,19 @@ def test_folds_hold_every_genre_and_every_track_once(sj):
 def test_a_genre_without_training_audio_is_named(sj):
     with pytest.raises(ValueError, match="rock"):
         sj.train_judge([("jazz", torch.zeros(80, 300))], ["jazz", "rock"], sj.JudgeRecipe(steps=1))
+
+
+def test_quality_reports_issue_20s_targets_from_the_judge(sj):
+    sys.path.insert(0, str(SCRIPT.parent))  # quality.py imports its neighbours by name
+    try:
+        spec = importlib.util.spec_from_file_location("benchmark_quality", SCRIPT.parent / "quality.py")
+        quality = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(quality)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    row = {"kept": 0.95, "judge": {"input": 0.0, "vocoder_only": 0.0, "equaliser": 0.5, "converted": 0.83}}
+    line = quality.verdict("rock", row)
+    assert "the style judge hears rock in 83% of tracks (target >= 80%: met)" in line
+    assert "the equaliser alone in 50% (target <= 40%: missed)" in line
+    row["judge"]["converted"] = 0.5
+    assert "(target >= 80%: missed)" in quality.verdict("rock", row)

@@ -115,16 +115,18 @@ def worker(spec: dict) -> dict:
     torch.set_num_threads(spec["threads"])
     from genreshift import Converter, ConvertOptions
 
+    op = spec["op"]
+    # The vocoder stage runs convert's own path with the translator off (_vocode_as_convert).
+    vocoder_only = {"strength": 0.0, "level": False} if _vocodes_as_convert(spec) else {}
     options = ConvertOptions(
         genre=spec.get("genre"), model=spec.get("translator"), vocoder=spec["vocoder"],
         output=Path(spec["out"]), device=spec.get("device", "cpu"), batch_size=spec["batch"],
-        int8=spec.get("int8", True), workers=spec.get("workers"),
+        int8=spec.get("int8", True), workers=spec.get("workers"), **vocoder_only,
     )  # fmt: skip
     conv = Converter(options)
     conv.load_models()
     inputs = [Path(p) for p in spec["inputs"]]
     seconds = sum(sf.info(str(p)).duration for p in inputs)
-    op = spec["op"]
     if op in ("convert", "library"):
         clocks = _clocked(conv) if op == "library" else None
         start = time.perf_counter()
@@ -272,6 +274,8 @@ def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
         for w in waves:
             melmod.log_mel(w, cfg)
         return time.perf_counter() - start, "log-mel, 60 s at a time"
+    if _vocodes_as_convert(spec):
+        return _vocode_as_convert(conv, [torch.cat(decode(p), dim=-1).flatten() for p in inputs])  # mono, whole track
     # Model stages are timed after two warm-up batches (below): steady-state throughput.
     mels = [melmod.log_mel(w, cfg) for w in waves]
     if op == "translate":
@@ -302,6 +306,32 @@ def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
         chunking.stitch(job.result()[:, None], job.payload, scale)
     _sync(device)
     return time.perf_counter() - start, note
+
+
+def _vocodes_as_convert(spec: dict) -> bool:
+    """Whether this is the vocoder stage, timed through convert's own path. The torch.compile
+    rows keep the direct loop below for both of their sides (compile needs the bare model)."""
+    return spec["op"] == "vocode" and not spec.get("compile")
+
+
+def _vocode_as_convert(conv, tracks: list) -> tuple[float, str]:
+    """The vocoder as `convert` runs it, so that the stage's figure is the pipeline's: the
+    same segments, batches, CPU parts and, for an integrated-phase vocoder, the same
+    window-after-window synthesis. ``conv`` has the translator off (strength 0) and no
+    levelling; each decoded track (model rate, mono) goes through ``Converter.convert_audio``.
+    Its mel and limiter run too (the mel row shows how little that is)."""
+    rate = conv.mel_config.sample_rate
+    conv.convert_audio(tracks[0][: 5 * rate], rate)  # warm-up: first calls set up oneDNN / cuDNN kernels
+    _sync(conv.device)
+    start = time.perf_counter()
+    for track in tracks:
+        conv.convert_audio(track, rate)
+    _sync(conv.device)
+    wall = time.perf_counter() - start
+    return (
+        wall,
+        f"{conv.vocoder.arch}, batch {conv.batch_size}, through convert (translator off; its mel and limiter too)",
+    )
 
 
 def _compiled(model, mel, ccfg, batch: int, note: str, device):

@@ -27,6 +27,8 @@ def test_speed_benchmark_quick(tmp_path):
         f"{s}, batch {b}" for s in ("translate", "vocode fast, int8", "vocode fast, float32") for b in (8, 16)
     } <= names
     assert {r["spec"]["int8"] for r in rows if r["name"].startswith("vocode fast")} == {True, False}
+    # One call path (issue 22): the vocoder stage is convert's own, with the translator off.
+    assert all("through convert" in r["note"] for r in rows if r["spec"]["op"] == "vocode")
     assert "device cpu" in proc.stdout and "peak GPU" not in proc.stdout
     assert any(n.startswith("4 x 3 s") for n in names)
     for r in rows:

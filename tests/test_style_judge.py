@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from genreshift.mel import log_mel
-
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "style_judge.py"
 SR = 22050
 
@@ -57,6 +55,8 @@ def _tracks(sj, seeds, seconds=6.0):
 
 @pytest.fixture(scope="module")
 def trained(sj):
+    from genreshift.mel import log_mel
+
     train = [(kind, log_mel(a, sj.MEL)) for kind, a in _tracks(sj, range(12))]
     recipe = sj.JudgeRecipe(width=4, steps=150, batch_size=16, lr=3e-3, time_mask=0)
     return sj.train_judge(train, ["legato", "staccato"], recipe, log=lambda s: None), recipe
@@ -90,9 +90,9 @@ def test_the_judge_tells_textures_apart_on_held_out_clips(sj, trained):
 
 def test_a_random_equaliser_does_not_move_the_verdicts(sj, trained):
     judge, _ = trained
-    clips = [a for _, a in _tracks(sj, range(200, 205))]
+    clips = [a for _, a in _tracks(sj, range(200, 205))]  # 10 clips
     same = [sj.verdict(judge, a) == sj.verdict(judge, sj.random_equaliser(a, i)) for i, a in enumerate(clips)]
-    assert sum(same) >= 0.9 * len(same)
+    assert sum(same) >= len(same) - 1, same  # one near the boundary may flip on another CPU
 
 
 def test_check_reports_the_trivial_inputs(sj, trained):
@@ -105,16 +105,16 @@ def test_check_reports_the_trivial_inputs(sj, trained):
 
 
 def test_quiet_patches_abstain(sj, trained):
-    """Rests around a staccato passage: with every patch voting, the rests (which this judge
-    hears as legato) would outvote the music."""
+    """Rests around a staccato passage: six quiet patches and two loud ones. With every patch
+    voting, the rests could outvote the music (with this machine's training they do: the
+    judge hears a silent patch as legato; other CPUs may train it otherwise, so that is not
+    asserted here)."""
     judge, _ = trained
     patch = sj.PATCH * sj.MEL.hop_length
     loud = _clip("staccato", 2 * patch / SR, 9)[: 2 * patch]
     with_rests = torch.cat([torch.zeros(3 * patch), loud, 1e-4 * torch.randn(3 * patch)])
-    with torch.no_grad():
-        every_patch = judge(sj.clip_patches(log_mel(with_rests, sj.MEL))).softmax(-1).mean(0)
-    assert judge.genres[int(every_patch.argmax())] == "legato"
     assert sj.verdict(judge, with_rests) == sj.verdict(judge, loud) == "staccato"
+    assert sj.verdict(judge, with_rests[: 3 * patch]) == sj.NO_VERDICT
 
 
 def test_a_saved_judge_loads_as_data_and_judges_alike(sj, trained, tmp_path):

@@ -41,7 +41,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from genreshift import ConvertOptions, Converter, pretrained
@@ -50,6 +49,7 @@ from genreshift.mel import log_mel
 
 # benchmarks/, beside this script
 import style_judge
+from style_judge import load_manifest, middle  # the corpus manifest, a track's middle excerpt
 from content import Transcriber, TranscriberMissing, content_kept, pooled
 from genre_classifier import GenreClassifier, says_target, window_features
 from vocoder_table import print_vocoders
@@ -58,24 +58,10 @@ MEL = MelConfig()
 Clips = dict[str, torch.Tensor]  # clip name -> mono audio at MEL.sample_rate
 
 
-def load_manifest(corpus: Path) -> list[dict]:
-    return json.loads((corpus / "manifest.json").read_text())
-
-
-def excerpt(path: Path, seconds: float) -> torch.Tensor:
-    """The middle ``seconds`` of a track, mono, at the model rate."""
-    info = sf.info(str(path))
-    n = min(info.frames, int(seconds * info.samplerate))
-    start = (info.frames - n) // 2
-    data, _ = sf.read(str(path), start=start, frames=n, dtype="float32", always_2d=True)
-    assert info.samplerate == MEL.sample_rate, f"{path}: corpus files are {MEL.sample_rate} Hz"
-    return torch.from_numpy(data.mean(1))
-
-
 def train_classifier(corpus: Path, rows: list[dict], genres: list[str], seconds: float) -> GenreClassifier:
     feats, labels = [], []
     for row in rows:
-        f = window_features(excerpt(corpus / row["path"], seconds))
+        f = window_features(middle(corpus / row["path"], seconds))
         feats.append(f)
         labels += [genres.index(row["genre"])] * len(f)
     clf = GenreClassifier(genres).fit(torch.cat(feats), torch.tensor(labels))
@@ -151,7 +137,7 @@ def equalise(genre: str, model: str | None, clips: Clips, vocoder: str) -> Clips
 def held_out_clips(corpus: Path, rows: list[dict], seconds: float) -> dict[str, tuple[str, torch.Tensor]]:
     """Every held-out track's excerpt, decoded once: name -> (genre, audio). Named by their
     corpus path, as two packages may hold tracks of the same name."""
-    return {r["path"].rsplit(".", 1)[0].replace("/", "__"): (r["genre"], excerpt(corpus / r["path"], seconds))
+    return {r["path"].rsplit(".", 1)[0].replace("/", "__"): (r["genre"], middle(corpus / r["path"], seconds))
             for r in rows if r["split"] == "val"}  # fmt: skip
 
 
@@ -353,7 +339,7 @@ def classifier(corpus: Path, rows: list[dict], genres: list[str], args) -> tuple
     clf = train_classifier(corpus, [r for r in rows if r["split"] == "train"], genres, args.train_seconds)
     acc = {}
     for g in genres:
-        val = [excerpt(corpus / r["path"], args.seconds) for r in rows if r["split"] == "val" and r["genre"] == g]
+        val = [middle(corpus / r["path"], args.seconds) for r in rows if r["split"] == "val" and r["genre"] == g]
         acc[g] = says_target(clf, genres.index(g), val)
     print("\nGenre classifier accuracy on held-out windows (unconverted): "
           + ", ".join(f"{g} {100 * a:.0f}%" for g, a in acc.items()))  # fmt: skip

@@ -361,10 +361,13 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = load_manifest(args.corpus)
     train_rows = [r for r in rows if r["split"] == "train"]
-    held_out = [(r["genre"], middle(args.corpus / r["path"], args.seconds)) for r in rows if r["split"] == "val"]
+
+    def held_out() -> list[tuple[str, torch.Tensor]]:
+        # Decoded only where a check is printed: cross-validate reads every track itself.
+        return [(r["genre"], middle(args.corpus / r["path"], args.seconds)) for r in rows if r["split"] == "val"]
+
     recipe = JudgeRecipe(steps=args.steps)
     report: dict = {}
     if args.command == "train":
@@ -373,12 +376,12 @@ def main() -> None:
         judge = train_judge(training_mels(args.corpus, train_rows, recipe.seconds_per_track), genres, recipe)
         digest = save_judge(judge, recipe, args.out, [r["path"] for r in train_rows])
         print(f"wrote {args.out} (sha256 {digest})")
-        report["check"] = check(judge, held_out)
+        report["check"] = check(judge, held_out())
         print_check(report["check"], "The judge on the corpus's held-out tracks (30 s from the middle of each)")
     elif args.command == "check":
         judge, meta = load_judge(args.judge)
         print(f"judge: {args.judge} (sha256 {meta['sha256']}), {meta['recipe']}")
-        report["check"] = check(judge, held_out)
+        report["check"] = check(judge, held_out())
         print_check(report["check"], "The judge on the corpus's held-out tracks (30 s from the middle of each)")
     else:
         report["cross_validation"] = cross_validate(args.corpus, rows, recipe, args.folds, args.seconds)

@@ -424,6 +424,10 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
         add("long", f"1 x {args.long_minutes:g} min (fast)", inputs=tracks["long"])
         add("long", f"1 x {args.mid_minutes:.3g} min (fast)", inputs=tracks["mid"])
         add("long", f"{len(tracks['short'])} x {args.short_seconds:g} s (fast)", inputs=tracks["short"])
+        for v, _ in args.vocoder:  # a candidate's memory against its own floor (issue 22)
+            add("long", f"1 x {args.long_minutes:g} min ({v})", inputs=tracks["long"], vocoder=voc[v])
+            add("long", f"1 x {args.mid_minutes:.3g} min ({v})", inputs=tracks["mid"], vocoder=voc[v])
+            add("long", f"import + load models, no audio ({v})", op="idle", vocoder=voc[v])
     if tracks["library"]:
         n, minutes = len(tracks["library"]), tracks["library_seconds"] / 60
         for w in args.library_workers:

@@ -11,6 +11,17 @@ import torch
 from .device import inference_context, to_device
 
 
+# A batch size counts windows of this many mel frames (the v1/v2 vocoders' windows, about 3 s):
+# a model with longer windows gets proportionally fewer per call, so a batch holds the same
+# frames, and the same memory, whatever the window length.
+BATCH_UNIT_FRAMES = 256
+
+
+def windows_per_batch(batch_size: int, window_frames: int) -> int:
+    """How many ``window_frames``-frame windows make ``batch_size`` windows of BATCH_UNIT_FRAMES."""
+    return max(1, batch_size * BATCH_UNIT_FRAMES // max(window_frames, BATCH_UNIT_FRAMES))
+
+
 def in_parts(model: Callable[[torch.Tensor], torch.Tensor], size: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """``model`` run on at most ``size`` windows at a time (a vocoder's ``cpu_batch``)."""
     return lambda batch: torch.cat([model(part) for part in batch.split(size)])
@@ -31,7 +42,8 @@ class Job:
         return self.done == len(self.windows)
 
     def result(self) -> torch.Tensor:
-        return torch.cat(self.outputs)
+        # one batch held all its windows: no copy (a 1024-frame vocoder's features are ~7 MB a window)
+        return self.outputs[0] if len(self.outputs) == 1 else torch.cat(self.outputs)
 
 
 class BatchQueue:
@@ -114,15 +126,17 @@ def batch_for_memory(free_bytes: float, per_window_bytes: float, share: float = 
 
 
 def auto_batch_size(
-    device: torch.device, probes: list[tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]]
+    device: torch.device, probes: list[tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, float]]
 ) -> int:
     """Windows per model call for ``--batch-size auto``: ``CPU_BATCH`` off CUDA; on CUDA,
-    each ``(model, window)`` of ``probes`` is run on ``PROBE_WINDOWS`` copies of its window,
-    and the most memory one window needed sizes the batch to the free memory."""
+    each ``(model, window, units)`` of ``probes`` is run on ``PROBE_WINDOWS`` copies of its
+    window, and the most memory one batch-size unit needed (a window's, divided by the
+    ``units`` of the batch size it counts for, ``windows_per_batch``) sizes the batch to the
+    free memory."""
     if device.type != "cuda":
         return CPU_BATCH
     per_window = 1.0
-    for model, window in probes:
+    for model, window, units in probes:
         torch.cuda.synchronize(device)
         before = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -130,6 +144,7 @@ def auto_batch_size(
         with inference_context(device):
             model(to_device(batch, device))
         torch.cuda.synchronize(device)
-        per_window = max(per_window, (torch.cuda.max_memory_allocated(device) - before) / PROBE_WINDOWS)
+        used = torch.cuda.max_memory_allocated(device) - before
+        per_window = max(per_window, used / PROBE_WINDOWS / units)
     free, _ = torch.cuda.mem_get_info(device)
     return batch_for_memory(free, per_window)

@@ -26,7 +26,7 @@ from torch import nn
 from . import atomic, audio, chunking, distrib, phase, pretrained
 from .translator import at_strength
 from .audio import AudioError, AudioInfo, Track
-from .batching import BatchQueue, Job, auto_batch_size, in_parts
+from .batching import BATCH_UNIT_FRAMES, BatchQueue, Job, auto_batch_size, in_parts, windows_per_batch
 from .config import ChunkConfig, MelConfig
 from .device import resolve_device
 from .options import ConvertOptions, TrackResult, default_workers
@@ -153,16 +153,23 @@ class Converter:
                 self._batch_size = auto_batch_size(self.device, self._probes())
         return self._batch_size
 
-    def _probes(self) -> list[tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]]:
-        """One window of silence for the translator and one for the vocoder's net."""
+    def _probes(self) -> list[tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, float]]:
+        """One window of silence for the translator and one for the vocoder's net, each with
+        the batch-size units one of its windows counts for (``windows_per_batch``)."""
         loaded = self._loaded()
         vocoder = loaded.vocoder
         net = vocoder.features if vocoder.carries_phase else vocoder
         silence = torch.full((1, loaded.mel.n_mels, 1), math.log10(loaded.mel.log_floor))
         probes = []
-        for model, cfg in [(loaded.translator, self.chunk), (net, vocoder_windows(vocoder))]:
-            probes.append((model, silence.expand(1, -1, cfg.size + 2 * cfg.context)))
+        vocode = vocoder_windows(vocoder)
+        for model, cfg, units in [(loaded.translator, self.chunk, 1.0), (net, vocode, self._vocoder_units(vocoder))]:
+            probes.append((model, silence.expand(1, -1, cfg.size + 2 * cfg.context), units))
         return probes
+
+    @staticmethod
+    def _vocoder_units(vocoder: nn.Module) -> float:
+        """Batch-size units one vocoder window counts for: 4 for 1024-frame windows."""
+        return max(1.0, vocoder.window_frames / BATCH_UNIT_FRAMES)
 
     @property
     def workers(self) -> int:
@@ -238,9 +245,11 @@ class Converter:
         # An integrated-phase vocoder batches its net only; the phase is then carried through
         # each track's windows in order (_synthesize).
         net = loaded.vocoder.features if loaded.vocoder.carries_phase else loaded.vocoder
-        if self.device.type == "cpu" and batch_size > loaded.vocoder.cpu_batch:
+        # counted in 256-frame windows: a 1024-frame vocoder gets a quarter as many per call
+        vocode_batch = windows_per_batch(batch_size, loaded.vocoder.window_frames)
+        if self.device.type == "cpu" and vocode_batch > loaded.vocoder.cpu_batch:
             net = in_parts(net, loaded.vocoder.cpu_batch)
-        vocode_q = BatchQueue(net, batch_size, self.device, self._vocoded)
+        vocode_q = BatchQueue(net, vocode_batch, self.device, self._vocoded)
         workers = self.workers
         decode = ThreadPoolExecutor(workers, thread_name_prefix="genreshift-decode")
         # One thread per lane, and each track keeps to one lane: its segments are written in

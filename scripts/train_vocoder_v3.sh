@@ -16,6 +16,7 @@
 #   DIM INTERMEDIATE_DIM N_BLOCKS [256 768 6]  sizes from scratch (smaller is faster at inference)
 #   STEPS [100000]  LR [3e-4 from INIT, 5e-4 from scratch]  BATCH_SIZE [16]  SEGMENT_FRAMES [64]
 #   IAF_WEIGHT GD_WEIGHT [1 1]  CONSISTENCY_WEIGHT [0]  MAGNITUDE_WEIGHT [10]  MEL_WEIGHT [45]
+#   LOW_BAND_WEIGHT [0]  the STFT log-magnitude L1 below 4 kHz (--low-band-weight)
 #   EVERY [500] steps between validations and saves   MAX_SECONDS [120] per track
 #   MAX_MINUTES [none] stop after this long   RESUME=1 continues the run folder
 #   REFINE [0]  N > 0: N + N Griffin-Lim iterations at inference, trained through
@@ -49,6 +50,7 @@ refine=(--refine-iters "${REFINE:-0}" --mel-iters "${REFINE:-0}")
 genreshift train-vocoder --audio "${AUDIO:-$work/corpus-views/all}" --arch fast --name fast \
   "${start[@]}" "${refine[@]}" --lr "$lr" --mel-weight "${MEL_WEIGHT:-45}" --magnitude-weight "${MAGNITUDE_WEIGHT:-10}" \
   --iaf-weight "${IAF_WEIGHT:-1}" --gd-weight "${GD_WEIGHT:-1}" --consistency-weight "${CONSISTENCY_WEIGHT:-0}" \
+  --low-band-weight "${LOW_BAND_WEIGHT:-0}" \
   --steps "${STEPS:-100000}" --batch-size "${BATCH_SIZE:-16}" --segment-frames "${SEGMENT_FRAMES:-64}" \
   --out "$out" --max-seconds-per-track "${MAX_SECONDS:-120}" --eval-every "${EVERY:-500}" \
   --save-every "${EVERY:-500}" --log-every "${LOG_EVERY:-100}" --gan-start 1000000000 "${limit[@]}" --quiet

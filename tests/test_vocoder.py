@@ -399,3 +399,30 @@ def test_a_direct_phase_head_starts_an_integrated_net_with_its_magnitude():
         assert torch.allclose(direct.spectrum(mel)[0], integrated.spectrum(mel)[0])
         advance = integrated.parts(integrated.features(mel))["advance"]
     assert torch.allclose(advance, integrated.bin_advance[:, None].expand_as(advance))
+
+
+def test_a_batch_size_counts_256_frame_windows_so_longer_windows_batch_fewer(served, tmp_path, monkeypatch):
+    """--batch-size 16 hands a 1024-frame vocoder 4 windows per batch (the frames, and the
+    memory, of 16 v2 windows), and a 256-frame one 16; each still meets every window."""
+    from genreshift import batching
+    from genreshift.batching import windows_per_batch
+    from helpers import write_tone
+
+    assert [windows_per_batch(16, w) for w in (64, 256, 512, 1024, 4096)] == [16, 16, 8, 4, 1]
+    assert windows_per_batch(1, 1024) == 1
+    write_tone(tmp_path / "in" / "a.wav", 60.0)  # 5168 frames: 6 windows of 1024, 23 of 256
+    sizes: list[tuple[int, int]] = []
+    run = batching.BatchQueue._step
+
+    def step(self):
+        sizes.append((self.batch_size, sum(min(self.batch_size, len(j.windows) - j.taken) for j in self.jobs)))
+        return run(self)
+
+    monkeypatch.setattr(batching.BatchQueue, "_step", step)
+    for window, expected in ((1024, 4), (256, 16)):
+        sizes.clear()
+        _integrated_vocoder(tmp_path / f"v{window}.pt", window)
+        _convert_with(tmp_path / f"v{window}.pt", tmp_path / "in", tmp_path / f"out{window}", "--batch-size", "16")
+        vocode = [n for size, n in sizes if size == expected]
+        assert vocode and max(n for _, n in sizes if _ == expected) <= expected, sizes
+        assert {size for size, _ in sizes} == {16, expected}

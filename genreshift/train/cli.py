@@ -121,6 +121,9 @@ def train_vocoder(
     n_residual_layers: Annotated[Optional[int], typer.Option(min=1, help="melgan: res. layers (default 3).")] = None,
     mel_weight: Annotated[float, typer.Option(help="Weight of the log-mel L1 loss.")] = 45.0,
     stft_weight: Annotated[float, typer.Option(help="Weight of the multi-resolution STFT loss.")] = 1.0,
+    low_band_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the STFT log-magnitude L1 below 4 kHz alone.")
+    ] = 0.0,
     magnitude_weight: Annotated[float, typer.Option(help="fast: weight of its magnitude loss.")] = 10.0,
     adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss.")] = 1.0,
     fm_weight: Annotated[float, typer.Option(help="Weight of feature matching.")] = 2.0,
@@ -168,7 +171,7 @@ def train_vocoder(
         weights=VocoderLossWeights(mel=mel_weight, stft=stft_weight, magnitude=magnitude_weight,
                                    adversarial=adv_weight, feature=fm_weight, phase_ip=ip_weight,
                                    phase_gd=gd_weight, phase_iaf=iaf_weight, consistency=consistency_weight,
-                                   output_phase=output_phase_weight),
+                                   output_phase=output_phase_weight, low_band=low_band_weight),
     )  # fmt: skip
     result = _train(run, options)
     if result is not None and not quiet:

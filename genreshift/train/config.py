@@ -128,3 +128,7 @@ class VocoderLossWeights:
     # integrated phase: how the scan's output phase turns across frames and bins, against the
     # input's (phase_losses.output_phase_losses); each of its two terms gets this weight
     output_phase: float = 0.0
+    # fast vocoder: log-magnitude L1 of the multi-resolution STFT below LOW_BAND_HZ only. Above
+    # 4 kHz no vocoder can know the noise's realisation from the mel, and those bands dominate
+    # the full-band term; below it the tonal partials' phase is what Griffin-Lim finishes.
+    low_band: float = 0.0

@@ -33,6 +33,7 @@ NEW_FAST = {"magnitude_prior": True, "refine_iters": 8, "mel_iters": 4}
 PHASE_WEIGHTS = {"ip": "phase_ip", "gd": "phase_gd", "iaf": "phase_iaf", "consistency": "consistency",
                  "iaf_out": "output_phase", "gd_out": "output_phase"}  # fmt: skip
 STFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))  # (n_fft, hop, win)
+LOW_BAND_HZ = 4000.0  # the top of low_band_loss's bands (VocoderLossWeights.low_band)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,18 @@ def stft_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         window = torch.hann_window(win, device=y.device)
         a, b = (torch.stft(x, n_fft, hop, win, window, return_complex=True).abs() for x in (y_hat, y))
         total = total + spectral_distance(a, b, floor=1e-7)
+    return total / len(STFT_RESOLUTIONS)
+
+
+def low_band_loss(y_hat: torch.Tensor, y: torch.Tensor, sample_rate: int, top_hz: float = LOW_BAND_HZ) -> torch.Tensor:
+    """Mean over resolutions of the L1 of log magnitudes in the STFT bins below ``top_hz``
+    (what benchmarks/quality.py reports as the 0-4 kHz bands of its distance)."""
+    total = y.new_zeros(())
+    for n_fft, hop, win in STFT_RESOLUTIONS:
+        window = torch.hann_window(win, device=y.device)
+        bins = int(top_hz * n_fft / sample_rate) + 1
+        a, b = (torch.stft(x, n_fft, hop, win, window, return_complex=True)[..., :bins, :].abs() for x in (y_hat, y))
+        total = total + F.l1_loss(a.clamp(min=1e-5).log(), b.clamp(min=1e-5).log())
     return total / len(STFT_RESOLUTIONS)
 
 
@@ -291,7 +304,10 @@ def _train_step(r: _Run, wave: torch.Tensor) -> dict[str, float]:
         opt_d.step()
     losses["mel"] = F.l1_loss(log_mel(y_hat, mel_cfg), mel_in)
     losses["stft"] = stft_loss(y_hat, wave)
+    if w.low_band:
+        losses["low_band"] = low_band_loss(y_hat, wave, mel_cfg.sample_rate)
     total = w.mel * losses["mel"] + w.stft * losses["stft"] + w.magnitude * losses.get("magnitude", 0.0)
+    total = total + w.low_band * losses.get("low_band", 0.0)
     total = total + sum(getattr(w, field) * losses[k] for k, field in PHASE_WEIGHTS.items() if k in losses)
     if gan:
         with loop.no_sync(d):  # D's gradients from this pass are thrown away, not all-reduced

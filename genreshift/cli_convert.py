@@ -46,7 +46,7 @@ def convert(
         typer.Option(
             metavar="N|auto",
             callback=batch_size_value,
-            help="Windows per model call; auto: sized by the free GPU memory (16 on a CPU).",
+            help="Windows (of 256 frames) per model call; auto: sized by the free GPU memory (16 on a CPU).",
         ),
     ] = "16",
     workers: Annotated[

@@ -70,26 +70,36 @@ def spectral_distance(predicted: torch.Tensor, target: torch.Tensor, floor: floa
     return sc + F.l1_loss(predicted.log(), target.log())
 
 
-def stft_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean over resolutions of spectral convergence + L1 of log magnitudes (Parallel WaveGAN)."""
-    total = y.new_zeros(())
+Magnitudes = list[tuple[int, torch.Tensor, torch.Tensor]]  # (n_fft, |STFT(output)|, |STFT(target)|)
+
+
+def stft_magnitudes(y_hat: torch.Tensor, y: torch.Tensor) -> Magnitudes:
+    """Both signals' STFT magnitudes at each of STFT_RESOLUTIONS: a training step computes
+    them once for stft_loss and low_band_loss."""
+    out = []
     for n_fft, hop, win in STFT_RESOLUTIONS:
         window = torch.hann_window(win, device=y.device)
         a, b = (torch.stft(x, n_fft, hop, win, window, return_complex=True).abs() for x in (y_hat, y))
-        total = total + spectral_distance(a, b, floor=1e-7)
-    return total / len(STFT_RESOLUTIONS)
+        out.append((n_fft, a, b))
+    return out
 
 
-def low_band_loss(y_hat: torch.Tensor, y: torch.Tensor, sample_rate: int, top_hz: float = LOW_BAND_HZ) -> torch.Tensor:
+def stft_loss(y_hat: torch.Tensor, y: torch.Tensor, mags: Magnitudes | None = None) -> torch.Tensor:
+    """Mean over resolutions of spectral convergence + L1 of log magnitudes (Parallel WaveGAN)."""
+    mags = mags or stft_magnitudes(y_hat, y)
+    return sum(spectral_distance(a, b, floor=1e-7) for _, a, b in mags) / len(mags)
+
+
+def low_band_loss(y_hat: torch.Tensor, y: torch.Tensor, sample_rate: int, top_hz: float = LOW_BAND_HZ,
+                  mags: Magnitudes | None = None) -> torch.Tensor:  # fmt: skip
     """Mean over resolutions of the L1 of log magnitudes in the STFT bins below ``top_hz``
     (what benchmarks/quality.py reports as the 0-4 kHz bands of its distance)."""
     total = y.new_zeros(())
-    for n_fft, hop, win in STFT_RESOLUTIONS:
-        window = torch.hann_window(win, device=y.device)
+    mags = mags or stft_magnitudes(y_hat, y)
+    for n_fft, a, b in mags:
         bins = int(top_hz * n_fft / sample_rate) + 1
-        a, b = (torch.stft(x, n_fft, hop, win, window, return_complex=True)[..., :bins, :].abs() for x in (y_hat, y))
-        total = total + F.l1_loss(a.clamp(min=1e-5).log(), b.clamp(min=1e-5).log())
-    return total / len(STFT_RESOLUTIONS)
+        total = total + F.l1_loss(a[..., :bins, :].clamp(min=1e-5).log(), b[..., :bins, :].clamp(min=1e-5).log())
+    return total / len(mags)
 
 
 def magnitude_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -303,9 +313,10 @@ def _train_step(r: _Run, wave: torch.Tensor) -> dict[str, float]:
         losses["d"].backward()
         opt_d.step()
     losses["mel"] = F.l1_loss(log_mel(y_hat, mel_cfg), mel_in)
-    losses["stft"] = stft_loss(y_hat, wave)
+    mags = stft_magnitudes(y_hat, wave)
+    losses["stft"] = stft_loss(y_hat, wave, mags)
     if w.low_band:
-        losses["low_band"] = low_band_loss(y_hat, wave, mel_cfg.sample_rate)
+        losses["low_band"] = low_band_loss(y_hat, wave, mel_cfg.sample_rate, mags=mags)
     total = w.mel * losses["mel"] + w.stft * losses["stft"] + w.magnitude * losses.get("magnitude", 0.0)
     total = total + w.low_band * losses.get("low_band", 0.0)
     total = total + sum(getattr(w, field) * losses[k] for k, field in PHASE_WEIGHTS.items() if k in losses)

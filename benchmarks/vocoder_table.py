@@ -152,6 +152,35 @@ def print_split(voc: dict[str, dict]) -> None:
     )
 
 
+def below_4khz(row: dict) -> float:
+    """A row's MR-STFT log-magnitude error below 4 kHz: its first three bands' contributions
+    (``stft_distance_parts``), so two vocoders compare as their mean error over those bins."""
+    return sum(row["split"][f"band{i}"] for i in range(BANDS.index(4000)))
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def issue22_targets(voc: dict[str, dict], name: str, v2: str = "fast", gl: str = "griffinlim") -> str:
+    """One line: vocoder ``name`` against issue 22's quality targets, read from the rows of
+    v2 and Griffin-Lim measured in the same run: ViSQOL >= Griffin-Lim's and at most 0.01
+    below v2's; log-mel L1 below Griffin-Lim's; MR-STFT below 4 kHz at most v2's; the
+    full-band MR-STFT beside v2's, printed, not a target."""
+    r, a, g = voc[name], voc[v2], voc[gl]
+    parts = []
+    if "visqol" in r and "visqol" in a and "visqol" in g:
+        ok = r["visqol"] >= g["visqol"] and r["visqol"] >= a["visqol"] - 0.01
+        parts.append(f"ViSQOL {r['visqol']:.3f} (>= {g['visqol']:.3f} and >= {a['visqol'] - 0.01:.3f}: {_met(ok)})")
+    else:
+        parts.append("ViSQOL not measured (target unread)")
+    parts.append(f"log-mel L1 {r['mel_l1']:.3f} (< {g['mel_l1']:.3f}: {_met(r['mel_l1'] < g['mel_l1'])})")
+    low, low_v2 = below_4khz(r), below_4khz(a)
+    parts.append(f"MR-STFT below 4 kHz {low:.3f} (<= {low_v2:.3f}: {_met(low <= low_v2)})")
+    parts.append(f"full-band MR-STFT {r['stft']:.3f} (v2 {a['stft']:.3f}, printed)")
+    return f"{name} against issue 22's targets: " + "; ".join(parts)
+
+
 def print_vocoders(val_audio: list[torch.Tensor], seconds: float, visqol_seconds: float,
                    extra: list[str] = (), int8: bool = False) -> dict[str, dict]:  # fmt: skip
     visqol = visqol_scorer(visqol_seconds)
@@ -176,4 +205,7 @@ def print_vocoders(val_audio: list[torch.Tensor], seconds: float, visqol_seconds
             change = 100 * (fast[key] / gl[key] - 1)
             verdict = "fast beats griffinlim" if change < 0 else "griffinlim beats fast"
             print(f"{label}: fast {fast[key]:.3f} vs griffinlim {gl[key]:.3f} ({change:+.0f}%): {verdict}")
+        named = {spec.partition("=")[0] for spec in extra}
+        for name in [n for n in voc if n in named or n.removesuffix(", int8") in named]:
+            print(issue22_targets(voc, name, v2=fast_name))
     return voc

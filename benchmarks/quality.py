@@ -52,7 +52,7 @@ import style_judge
 from style_judge import load_manifest, middle  # the corpus manifest, a track's middle excerpt
 from content import Transcriber, TranscriberMissing, content_kept, pooled
 from genre_classifier import GenreClassifier, says_target, window_features
-from vocoder_table import print_vocoders
+from vocoder_table import _met, print_vocoders
 
 MEL = MelConfig()
 Clips = dict[str, torch.Tensor]  # clip name -> mono audio at MEL.sample_rate
@@ -314,10 +314,6 @@ def _fmt(value: float | None, percent: bool = False) -> str:
 
 def _ratio(after: float, before: float) -> str:
     return f"{after / before:.1f}x" if before > 0 else "n/a"
-
-
-def _met(ok: bool) -> str:
-    return "met" if ok else "missed"
 
 
 def parse_translators(specs: list[str], corpus_genres: list[str]) -> dict[str, str | None]:

@@ -159,7 +159,8 @@ def below_4khz(row: dict) -> float:
 
 
 def _met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
+    """How a target line says whether a target holds (here and in quality.py's)."""
+    return "met" if ok else "missed"
 
 
 def issue22_targets(voc: dict[str, dict], name: str, v2: str = "fast", gl: str = "griffinlim") -> str:

@@ -428,6 +428,12 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
             add("long", f"1 x {args.long_minutes:g} min ({v})", inputs=tracks["long"], vocoder=voc[v])
             add("long", f"1 x {args.mid_minutes:.3g} min ({v})", inputs=tracks["mid"], vocoder=voc[v])
             add("long", f"import + load models, no audio ({v})", op="idle", vocoder=voc[v])
+    if tracks["album"]:  # issue 22's album: the whole command, startup included, as a user times it
+        n, minutes = len(tracks["album"]), tracks["album_seconds"] / len(tracks["album"]) / 60
+        for v in vocoders:
+            if v != "griffinlim":
+                add("album", f"album: {n} x {minutes:.3g} min, vocoder {v}, startup included",
+                    inputs=tracks["album"], vocoder=voc[v], with_startup=True)  # fmt: skip
     if tracks["library"]:
         n, minutes = len(tracks["library"]), tracks["library_seconds"] / 60
         for w in args.library_workers:
@@ -453,7 +459,7 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
     wanted = (
         set(args.only.split(","))
         if args.only
-        else ({"e2e", "batch", "threads", "long", "stages"} if args.quick else None)
+        else ({"e2e", "batch", "threads", "long", "album", "stages"} if args.quick else None)
     )
     if args.library:
         wanted = (wanted or set()) | {"library"} if args.only else {"library"}
@@ -476,7 +482,7 @@ def measure(specs: list[dict], repeats: int, out_dir: Path) -> list[dict]:
         wall = statistics.median(r["wall"] for r in runs)
         row = {
             "group": spec["group"], "name": spec["name"], "audio_s": runs[0]["audio"], "wall_s": wall,
-            "rtf": runs[0]["audio"] / wall if wall > 0 and spec["op"] != "idle" else None,
+            "rtf": _real_time(spec, runs),
             "rss_mb": statistics.median(r["rss_mb"] for r in runs), "startup_s": statistics.median(r["startup"] for r in runs),
             "gpu_mb": max((r["gpu_mb"] for r in runs if "gpu_mb" in r), default=None),
             "note": runs[0].get("note", "") + ("" if len(runs) == repeats else f" ({len(runs)} run)"), "runs": runs, "spec": spec,
@@ -487,6 +493,15 @@ def measure(specs: list[dict], repeats: int, out_dir: Path) -> list[dict]:
             f"  {row['group']:8} {row['name']:44} {wall:8.2f} s  {row['rss_mb']:6.0f} MB", file=sys.stderr, flush=True
         )
     return rows
+
+
+def _real_time(spec: dict, runs: list[dict]) -> float | None:
+    """Seconds of audio per second of wall time (median over runs); the album group counts
+    startup (imports, model loading) in, as `time genreshift convert` would."""
+    if spec["op"] == "idle":
+        return None
+    wall = statistics.median(r["wall"] + (r["startup"] if spec.get("with_startup") else 0.0) for r in runs)
+    return runs[0]["audio"] / wall if wall > 0 else None
 
 
 def table(rows: list[dict]) -> str:
@@ -505,6 +520,20 @@ def table(rows: list[dict]) -> str:
             f"| {r['group']} | {r['name']} | {audio} | {wall} | {rtf} | {r['rss_mb']:.0f} MB {mem}| {r['startup_s']:.1f} s | {r['note']} |"
         )
     return "\n".join(lines)
+
+
+def cpu_name() -> str:
+    """The CPU's model and widest vector unit: the development VM is not always the same
+    machine, and figures from an AVX2 and an AVX-512 host are not comparable."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{fields.get('model name', platform.machine())} ({vector})"
 
 
 def _sizes(text: str) -> list[int]:
@@ -560,7 +589,7 @@ def main() -> None:
     ap.add_argument("--input", nargs="+", type=Path, help="audio files for the one-track groups (default: generated)")
     ap.add_argument("--quick", action="store_true", help="small sizes and one repeat: a smoke test")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--only", help="comma-separated groups: e2e,batch,threads,long,stages,compile")
+    ap.add_argument("--only", help="comma-separated groups: e2e,batch,threads,long,album,stages,compile")
     ap.add_argument("--weights", choices=["random", "registry"], default="random")
     ap.add_argument("--genre", help="with --weights registry: the genre to convert to (default: the first)")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N: where the models run")
@@ -615,13 +644,18 @@ def main() -> None:
     work = args.workdir
     print(f"preparing inputs in {work} ...", file=sys.stderr, flush=True)
     long = args.only is None or "long" in args.only.split(",")
+    album = args.only is None or "album" in args.only.split(",")
+    n_album, album_s = (3, 4.0) if q else (10, 180.0)
     tracks = {
         "one": [str(p) for p in args.input] if args.input else [str(make_track(work / f"one-{one_s:g}s.wav", one_s))],
         "long": [str(make_track(work / f"long-{args.long_minutes:g}min.wav", args.long_minutes * 60, 1))] if long else [],
         "mid": [str(make_track(work / f"mid-{args.mid_minutes:g}min.wav", args.mid_minutes * 60, 2))] if long else [],
         "short": [str(make_track(work / f"short-{args.short_seconds:g}s" / f"{i:03}.wav", args.short_seconds, 10 + i))
                   for i in range(n_short if long else 0)],
+        "album": [str(make_track(work / f"album-{album_s:g}s" / f"{i + 1:02}.wav", album_s, 100 + i))
+                  for i in range(n_album if album else 0)],
     }  # fmt: skip
+    tracks["album_seconds"] = sum(sf.info(p).duration for p in tracks["album"])
     tracks["one_seconds"] = sum(sf.info(p).duration for p in tracks["one"])
     shortest, longest = (2.0, 6.0) if q else (15.0, 300.0)
     tracks["library"] = (
@@ -652,7 +686,7 @@ def main() -> None:
     import torch
 
     header = [
-        f"genreshift speed: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"genreshift speed: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"python {platform.python_version()}",
         f"models: {weights}; input: {RATE} Hz stereo PCM_16 WAV; device {device_label}; median of {args.repeats} run(s)",
         f"load average before/after: {load[0]:.2f} / {os.getloadavg()[0]:.2f} (other busy processes distort the figures)",

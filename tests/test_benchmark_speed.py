@@ -1,6 +1,6 @@
 """benchmarks/speed.py --quick runs and prints its table (a smoke test, not a measurement).
 
-About 40 s on a shared 2-core CPU, so it stays in the default suite."""
+About 40-85 s on a shared 2-core CPU (the host varies), so it stays in the default suite."""
 
 from __future__ import annotations
 

@@ -643,8 +643,11 @@ def main() -> None:
     n_short, args.short_seconds = (4, 3.0) if q else (max(4, round(args.long_minutes * 10 / 3)), 15.0)
     work = args.workdir
     print(f"preparing inputs in {work} ...", file=sys.stderr, flush=True)
-    long = args.only is None or "long" in args.only.split(",")
-    album = args.only is None or "album" in args.only.split(",")
+
+    def asked(group: str) -> bool:  # its inputs are generated only then
+        return args.only is None or group in args.only.split(",")
+
+    long, album = asked("long"), asked("album")
     n_album, album_s = (3, 4.0) if q else (10, 180.0)
     tracks = {
         "one": [str(p) for p in args.input] if args.input else [str(make_track(work / f"one-{one_s:g}s.wav", one_s))],

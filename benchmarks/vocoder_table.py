@@ -182,6 +182,16 @@ def issue22_targets(voc: dict[str, dict], name: str, v2: str = "fast", gl: str =
     return f"{name} against issue 22's targets: " + "; ".join(parts)
 
 
+def judged_against_v2(rows: list[str], named: set[str]) -> tuple[str, list[str]]:
+    """Which row is v2 for issue 22's targets, and which rows get a target line: the
+    released default (v3 since 0.3.0; v2 is then the "fast-v2" row) and every vocoder named
+    by --vocoder-file. Before 0.3.0 "fast" was v2 itself and only the named ones were judged."""
+    fast = "fast, int8" if "fast, int8" in rows else "fast"
+    v2 = next((n for n in ("fast-v2, int8", "fast-v2") if n in rows), fast)
+    judged = [fast] if v2 != fast and fast in rows else []
+    return v2, judged + [n for n in rows if n not in judged and (n in named or n.removesuffix(", int8") in named)]
+
+
 def print_vocoders(val_audio: list[torch.Tensor], seconds: float, visqol_seconds: float,
                    extra: list[str] = (), int8: bool = False) -> dict[str, dict]:  # fmt: skip
     visqol = visqol_scorer(visqol_seconds)
@@ -206,7 +216,7 @@ def print_vocoders(val_audio: list[torch.Tensor], seconds: float, visqol_seconds
             change = 100 * (fast[key] / gl[key] - 1)
             verdict = "fast beats griffinlim" if change < 0 else "griffinlim beats fast"
             print(f"{label}: fast {fast[key]:.3f} vs griffinlim {gl[key]:.3f} ({change:+.0f}%): {verdict}")
-        named = {spec.partition("=")[0] for spec in extra}
-        for name in [n for n in voc if n in named or n.removesuffix(", int8") in named]:
-            print(issue22_targets(voc, name, v2=fast_name))
+        v2_name, judged = judged_against_v2(list(voc), {spec.partition("=")[0] for spec in extra})
+        for name in judged:
+            print(issue22_targets(voc, name, v2=v2_name))
     return voc

@@ -14,7 +14,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["Converter", "ConvertOptions", "TrackResult", "convert_audio", "__version__"]
 
 _LAZY = {"Converter": "pipeline", "ConvertOptions": "options", "TrackResult": "options", "convert_audio": "pipeline"}

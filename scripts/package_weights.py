@@ -10,7 +10,7 @@ and the genreshift release it ships with (``--package-version``, default: this c
 are not named on the command line keep their registry rows.
 
 With ``--out DIR`` the files go to DIR instead and the registry is left alone: a candidate
-kept for later (``candidates/``), in the same fp16 form a release would have.
+kept for later, in the same fp16 form a release would have.
 """
 
 from __future__ import annotations

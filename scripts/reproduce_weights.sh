@@ -3,6 +3,9 @@
 # translators -> fp16 release files + registry -> quality table.
 # Usage: scripts/reproduce_weights.sh [WORK_DIR]   (default /work; needs ~2 GB of disk)
 # Step counts are those of the v2 release (docs/training.md); raise them for better models.
+# It rebuilds 0.2.0's vocoder (fast v2, packaged as `fast`). 0.3.0's default, fast v3, is v2
+# trained on as runs r4 -> r13 -> r15 with scripts/train_vocoder_v3.sh, 87,500 steps in all
+# (docs/training.md, "Vocoder v3"; every run in docs/lab/).
 # Each training command can be interrupted and continued by re-running it with --resume.
 set -euo pipefail
 work="${1:-/work}"

@@ -20,11 +20,12 @@
 #   EVERY [500] steps between validations and saves   MAX_SECONDS [120] per track
 #   MAX_MINUTES [none] stop after this long   RESUME=1 continues the run folder
 #   REFINE [0]  N > 0: N + N Griffin-Lim iterations at inference, trained through
-#         (--train-refinement; candidates/fast-v3-r13.pt: REFINE=1, LR 1e-4 then 3e-5, MEL_WEIGHT 90,
-#         then MAGNITUDE_WEIGHT 1)
+#         (--train-refinement; r13: REFINE=1, LR 1e-4 then 3e-5, MEL_WEIGHT 90, then
+#         MAGNITUDE_WEIGHT 1; r15, released as genreshift/weights/fast-v3.pt: r13's recipe plus
+#         LOW_BAND_WEIGHT 10, then packaged with 2 + 2 iterations)
 #   OUT [$WORK_DIR/runs/vocoder-fast-v3]
-# Judge a run with benchmarks/quality.py --vocoders-only --vocoder-file v3=OUT/fast.pt (the
-# issue's targets: MR-STFT <= 0.85 x GL-32, log-mel L1 below GL-32, ViSQOL not below it) and
+# Judge a run with benchmarks/quality.py --vocoders-only --int8 --vocoder-file v3=OUT/fast.pt
+# on a tuning split (scripts/tuning_split.py; it prints a line against issue 22's targets) and
 # benchmarks/speed.py --vocoder v3=OUT/fast.pt; the in-training val_stft is not comparable.
 set -euo pipefail
 work="${1:-/work}"

@@ -153,3 +153,12 @@ def test_issue22_targets_read_visqol_mel_and_the_band_below_4khz_against_v2_and_
     assert loud.count("missed") == 2 and "ViSQOL 4.670 (>= 4.639 and >= 4.656: met)" in loud
     del voc["good"]["visqol"]
     assert "ViSQOL not measured" in quality.issue22_targets(voc, "good")
+
+
+def test_the_released_default_is_judged_against_the_fast_v2_row_once_both_are_released(quality):
+    rows = ["fast, int8", "fast, int8, net only (no refinement)", "fast-v2, int8", "griffinlim", "r16, int8"]
+    assert quality.judged_against_v2(rows, {"r16"}) == ("fast-v2, int8", ["fast, int8", "r16, int8"])
+    # before 0.3.0 "fast" was v2 itself: only the named candidates were judged, against it
+    assert quality.judged_against_v2(["fast", "griffinlim", "r15"], {"r15"}) == ("fast", ["r15"])
+    # a named file that repeats the default is judged once
+    assert quality.judged_against_v2(["fast", "fast-v2", "griffinlim"], {"fast"}) == ("fast-v2", ["fast"])

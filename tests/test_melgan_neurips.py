@@ -111,7 +111,7 @@ def _listed(text: str) -> list[str]:
 
 
 def test_help_lists_only_released_vocoders(tmp_path, monkeypatch):
-    assert _listed(vocoder_help()) == ["auto", "fast", "griffinlim"]  # the bundled registry
+    assert _listed(vocoder_help()) == ["auto", "fast", "fast-v2", "griffinlim"]  # the bundled registry
     weights = tmp_path / "w"
     weights.mkdir()
     checkpoint.save(checkpoint.Checkpoint("vocoder", "melgan", SMALL, MelConfig(), MelGAN(SMALL).state_dict()),
@@ -125,7 +125,7 @@ def test_help_lists_only_released_vocoders(tmp_path, monkeypatch):
 def test_usage_doc_lists_what_the_help_lists():
     doc = (Path(__file__).parents[1] / "docs" / "usage.md").read_text()
     row = next(line for line in doc.splitlines() if line.startswith("| `--vocoder"))
-    named = re.findall(r"`([a-z]+)`", row.split("|")[3].split(", or")[0])
+    named = re.findall(r"`([a-z][a-z0-9-]*)`", row.split("|")[3].split(", or")[0])
     assert named == _listed(vocoder_help())
 
 

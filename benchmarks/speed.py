@@ -247,13 +247,13 @@ def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
     from genreshift.streaming import TrackReader
 
     cfg = conv.mel_config
-    seg = int(60 * cfg.sample_rate)  # the pipeline's segment length, in model-rate samples
+    seg = int(conv.options.segment_seconds * cfg.sample_rate)  # the pipeline's segments, in model-rate samples
 
     def decode(path: Path) -> list[torch.Tensor]:
         reader = TrackReader(path, probe(path), cfg, mono=True)
         total = reader.frames * cfg.hop_length
         bounds = [total * i // max(1, round(total / seg)) for i in range(max(1, round(total / seg)) + 1)]
-        return [reader.samples(lo, hi) for lo, hi in zip(bounds, bounds[1:])]  # about 60 s each
+        return [reader.samples(lo, hi) for lo, hi in zip(bounds, bounds[1:])]  # a segment each
 
     if op == "decode":
         start = time.perf_counter()
@@ -273,7 +273,7 @@ def _stage(conv, op: str, inputs: list[Path], spec: dict) -> tuple[float, str]:
         start = time.perf_counter()
         for w in waves:
             melmod.log_mel(w, cfg)
-        return time.perf_counter() - start, "log-mel, 60 s at a time"
+        return time.perf_counter() - start, f"log-mel, {conv.options.segment_seconds:g} s at a time"
     if _vocodes_as_convert(spec):
         return _vocode_as_convert(conv, [torch.cat(decode(p), dim=-1).flatten() for p in inputs])  # mono, whole track
     # Model stages are timed after two warm-up batches (below): steady-state throughput.

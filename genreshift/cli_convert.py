@@ -79,7 +79,7 @@ def convert(
             callback=finite,
             help="Audio converted at a time: bounds memory, whatever the track's length.",
         ),
-    ] = 60.0,
+    ] = 30.0,
     level: Annotated[
         Optional[bool],
         typer.Option(

@@ -53,7 +53,7 @@ class ConvertOptions:
     workers: int | None = None
     # Audio converted at a time (rounded to whole vocoder windows): memory is bounded by
     # this, not by the track's length; longer segments repeat fewer translator windows.
-    segment_seconds: float = 60.0
+    segment_seconds: float = 30.0
     # Keep the output's loudness near the input's (loudness.Leveller); off: the models' own
     # level. None: on, except for a translator trained on pairs (finetune --paired), whose
     # level change is part of what the pairs taught (docs/benchmarks.md, "Paired finetune").

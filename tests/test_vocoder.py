@@ -411,11 +411,13 @@ def test_a_batch_size_counts_256_frame_windows_so_longer_windows_batch_fewer(ser
     assert [windows_per_batch(16, w) for w in (64, 256, 512, 1024, 4096)] == [16, 16, 8, 4, 1]
     assert windows_per_batch(1, 1024) == 1
     write_tone(tmp_path / "in" / "a.wav", 60.0)  # 5168 frames: 6 windows of 1024, 23 of 256
-    sizes: list[tuple[int, int]] = []
+    sizes: list[tuple[int, int]] = []  # (the queue's batch size, windows its model got in one call)
     run = batching.BatchQueue._step
 
     def step(self):
-        sizes.append((self.batch_size, sum(min(self.batch_size, len(j.windows) - j.taken) for j in self.jobs)))
+        if not getattr(self, "spied", False):
+            model, self.spied = self.model, True
+            self.model = lambda batch, q=self: sizes.append((q.batch_size, len(batch))) or model(batch)
         return run(self)
 
     monkeypatch.setattr(batching.BatchQueue, "_step", step)

@@ -10,7 +10,7 @@
 
 Every configuration runs in a fresh Python process, so its peak resident memory (from
 ``os.wait4``) is its own; the time is the median of ``--repeats`` runs (one run for those
-that take over a minute) and covers only the work (imports and model loading are reported
+that take over a minute), the repeats run in rounds over all configurations and covers only the work (imports and model loading are reported
 apart, as ``startup``). The real-time factor
 is seconds of audio per second of wall time.
 
@@ -467,31 +467,37 @@ def configurations(args, tracks: dict[str, list[str]], models: dict[str, str]) -
 
 
 def measure(specs: list[dict], repeats: int, out_dir: Path) -> list[dict]:
-    rows = []
-    seen: dict[str, dict] = {}
+    """Every configuration once, in order, then the repeats in rounds over all of them: this
+    VM's speed drifts by 10-15% over minutes, and rounds spread the drift over every row
+    instead of landing on whichever configuration ran during it (e.g. v2 beside v3)."""
+    unique: dict[str, dict] = {}  # the work to run, once per distinct configuration
+    keys = []
     for spec in specs:
         spec = {**spec, "out": str(out_dir)}
         key = json.dumps({k: v for k, v in spec.items() if k not in ("group", "name")}, sort_keys=True)
-        if key in seen:  # the same work under another heading: measured once
-            rows.append({**seen[key], "group": spec["group"], "name": spec["name"]})
-            continue
-        runs = [run_one(spec)]
-        # A configuration that takes over a minute varies by a few percent at most: once is enough.
-        while len(runs) < repeats and runs[0]["wall"] + runs[0]["startup"] < SLOW_SECONDS:
-            runs.append(run_one(spec))
-        wall = statistics.median(r["wall"] for r in runs)
-        row = {
-            "group": spec["group"], "name": spec["name"], "audio_s": runs[0]["audio"], "wall_s": wall,
-            "rtf": _real_time(spec, runs),
-            "rss_mb": statistics.median(r["rss_mb"] for r in runs), "startup_s": statistics.median(r["startup"] for r in runs),
-            "gpu_mb": max((r["gpu_mb"] for r in runs if "gpu_mb" in r), default=None),
-            "note": runs[0].get("note", "") + ("" if len(runs) == repeats else f" ({len(runs)} run)"), "runs": runs, "spec": spec,
-        }  # fmt: skip
-        seen[key] = row
-        rows.append(row)
-        print(
-            f"  {row['group']:8} {row['name']:44} {wall:8.2f} s  {row['rss_mb']:6.0f} MB", file=sys.stderr, flush=True
-        )
+        unique.setdefault(key, spec)
+        keys.append(key)
+    runs: dict[str, list[dict]] = {}
+    for key, spec in unique.items():
+        runs[key] = [run_one(spec)]
+        print(f"  {spec['group']:8} {spec['name']:44} {runs[key][0]['wall']:8.2f} s  {runs[key][0]['rss_mb']:6.0f} MB",
+              file=sys.stderr, flush=True)  # fmt: skip
+    # A configuration that takes over a minute varies by a few percent at most: once is enough.
+    again = [k for k, r in runs.items() if r[0]["wall"] + r[0]["startup"] < SLOW_SECONDS]
+    for _ in range(repeats - 1):
+        for key in again:
+            runs[key].append(run_one(unique[key]))
+    rows = []
+    for spec, key in zip(specs, keys):
+        done = runs[key]
+        rows.append({
+            "group": spec["group"], "name": spec["name"], "audio_s": done[0]["audio"],
+            "wall_s": statistics.median(r["wall"] for r in done), "rtf": _real_time(unique[key], done),
+            "rss_mb": statistics.median(r["rss_mb"] for r in done), "startup_s": statistics.median(r["startup"] for r in done),
+            "gpu_mb": max((r["gpu_mb"] for r in done if "gpu_mb" in r), default=None),
+            "note": done[0].get("note", "") + ("" if len(done) == repeats else f" ({len(done)} run)"), "runs": done,
+            "spec": {**unique[key], "group": spec["group"], "name": spec["name"]},
+        })  # fmt: skip
     return rows
 
 

@@ -39,3 +39,28 @@ def test_speed_benchmark_quick(tmp_path):
     assert album["rtf"] < album["audio_s"] / album["wall_s"]
     for r in rows:
         assert r["rss_mb"] > 50 and (r["spec"]["op"] == "idle" or r["wall_s"] > 0)
+
+
+def test_repeats_run_in_rounds_over_every_configuration(tmp_path, monkeypatch):
+    """The VM drifts over minutes: a configuration's repeats must not all land in one stretch."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("speed_benchmark", SCRIPT)
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    order = []
+
+    def fake_run(config):
+        order.append(config["vocoder"])
+        wall = 100.0 if config["vocoder"] == "slow" else 1.0 + len(order)  # "slow" is over a minute
+        return {"wall": wall, "startup": 1.0, "audio": 240.0, "rss_mb": 900.0}
+
+    monkeypatch.setattr(speed, "run_one", fake_run)
+    base = {"op": "convert", "group": "e2e"}
+    configs = [{**base, "name": f"convert, {v}", "vocoder": v} for v in ("v3", "v2", "slow")]
+    configs.append({**base, "group": "album", "name": "the v3 row again", "vocoder": "v3"})
+    rows = speed.measure(configs, repeats=3, out_dir=tmp_path)
+    assert order == ["v3", "v2", "slow", "v3", "v2", "v3", "v2"]  # rounds; the slow one once; no duplicate work
+    assert [len(r["runs"]) for r in rows] == [3, 3, 1, 3]
+    assert rows[0]["wall_s"] == 5.0 and rows[1]["wall_s"] == 6.0  # medians of (2, 5, 7) and (3, 6, 8)
+    assert rows[3]["group"] == "album" and rows[3]["runs"] is rows[0]["runs"] and "(1 run)" in rows[2]["note"]

@@ -10,8 +10,8 @@
 
 Every configuration runs in a fresh Python process, so its peak resident memory (from
 ``os.wait4``) is its own; the time is the median of ``--repeats`` runs (one run for those
-that take over a minute), the repeats run in rounds over all configurations and covers only the work (imports and model loading are reported
-apart, as ``startup``). The real-time factor
+that take over a minute; the repeats run in rounds over all configurations) and covers only
+the work (imports and model loading are reported apart, as ``startup``). The real-time factor
 is seconds of audio per second of wall time.
 
 Groups (``--only``): ``e2e`` (decode -> mel -> translate -> vocode -> encode, one track,
